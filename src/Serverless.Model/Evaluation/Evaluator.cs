@@ -1,0 +1,95 @@
+using Serverless.Model.Data;
+using Serverless.Model.Gpt2;
+using static TorchSharp.torch;
+
+namespace Serverless.Model.Evaluation;
+
+/// <summary>How well a model predicts a token stream.</summary>
+/// <param name="Loss">Mean cross-entropy per predicted token, in nats.</param>
+/// <param name="Tokens">Number of tokens predicted.</param>
+/// <param name="Bytes">UTF-8 bytes of the text, when known (for bits per byte).</param>
+public sealed record EvaluationResult(double Loss, long Tokens, long? Bytes = null)
+{
+    /// <summary>exp(loss).</summary>
+    public double Perplexity => Math.Exp(Loss);
+
+    /// <summary>Total nats over total bytes, in bits: comparable across tokenizers. Null when the byte count is unknown.</summary>
+    public double? BitsPerByte => Bytes is > 0 ? Loss * Tokens / (Math.Log(2) * Bytes.Value) : null;
+}
+
+/// <summary>
+/// Scores a model on a token stream. The stream is cut into windows of N + 1 tokens starting every N tokens
+/// (window k holds tokens kN … kN + N), so every token after the first is predicted exactly once; a final shorter
+/// window counts. Windows are batched; gradients are off.
+/// </summary>
+public static class Evaluator
+{
+    /// <summary>Evaluates <paramref name="model"/> on <paramref name="tokens"/>.</summary>
+    /// <param name="model">The model, put in evaluation mode for the call.</param>
+    /// <param name="tokens">The token stream.</param>
+    /// <param name="blockSize">N, the positions predicted per window; default the model's <c>n_positions</c>.</param>
+    /// <param name="bytes">UTF-8 bytes of the text the tokens came from, if known.</param>
+    /// <param name="batchSize">Windows scored at once.</param>
+    public static EvaluationResult Evaluate(Gpt2Model model, ITokenSource tokens, int? blockSize = null, long? bytes = null, int batchSize = 8)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokens);
+        var n = blockSize ?? model.Config.NPositions;
+        if (n < 1 || n > model.Config.NPositions)
+        {
+            throw new ArgumentOutOfRangeException(nameof(blockSize), n, $"The block size must be between 1 and the model's context ({model.Config.NPositions}).");
+        }
+
+        if (tokens.Count < 2)
+        {
+            throw new ArgumentException($"At least 2 tokens are needed to predict one; the stream has {tokens.Count}.", nameof(tokens));
+        }
+
+        var wasTraining = model.training;
+        model.eval();
+        using var noGrad = no_grad();
+        double totalNats = 0;
+        long predicted = 0;
+        var fullWindows = (tokens.Count - 1) / n;
+        var buffer = new int[batchSize * (n + 1)];
+        try
+        {
+            for (long w = 0; w < fullWindows; w += batchSize)
+            {
+                var count = (int)Math.Min(batchSize, fullWindows - w);
+                for (var i = 0; i < count; i++)
+                {
+                    tokens.Read((w + i) * n, buffer.AsSpan(i * (n + 1), n + 1));
+                }
+
+                totalNats += SumNats(model, buffer.AsSpan(0, count * (n + 1)), count, n);
+                predicted += (long)count * n;
+            }
+
+            var rest = (int)(tokens.Count - 1 - fullWindows * n);
+            if (rest > 0)
+            {
+                tokens.Read(fullWindows * n, buffer.AsSpan(0, rest + 1));
+                totalNats += SumNats(model, buffer.AsSpan(0, rest + 1), 1, rest);
+                predicted += rest;
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+
+        return new EvaluationResult(totalNats / predicted, predicted, bytes);
+    }
+
+    private static double SumNats(Gpt2Model model, ReadOnlySpan<int> windows, int count, int length)
+    {
+        using var scope = NewDisposeScope();
+        var all = tensor(windows.ToArray().Select(t => (long)t).ToArray(), dtype: ScalarType.Int64).view(count, length + 1);
+        var input = all[.., ..length];                                                   // (B, N)
+        var target = all[.., 1..];                                                       // (B, N)
+        var logits = model.forward(input);                                               // (B, N, vocab)
+        var nats = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), target.reshape(-1), reduction: nn.Reduction.Sum);
+        return nats.item<float>();
+    }
+}
