@@ -1,0 +1,3 @@
+using Serverless.Cli;
+
+return TuneCli.Run(args, Console.Out, Console.Error);
