@@ -16,6 +16,7 @@ public static class TuneCli
         {
             EvaluateCommand.Create(),
             GenerateCommand.Create(),
+            PretrainCommand.Create(),
         };
 
         try

@@ -8,8 +8,8 @@ namespace Serverless.Model.Gpt2;
 /// <summary>Multi-head causal self-attention, GPT-2's <c>attn</c> (fused q/k/v projection <c>c_attn</c>, output <c>c_proj</c>).</summary>
 internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "c_attn")] private readonly Linear _qkv;
-    [ComponentName(Name = "c_proj")] private readonly Linear _proj;
+    [ComponentName(Name = "c_attn")] private readonly Projection _qkv;
+    [ComponentName(Name = "c_proj")] private readonly Projection _proj;
     private readonly int _heads;
     private readonly int _width;
 
@@ -17,14 +17,14 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     {
         _heads = config.NHead;
         _width = config.NEmbd;
-        _qkv = nn.Linear(_width, 3 * _width);
-        _proj = nn.Linear(_width, _width);
+        _qkv = new Projection(_width, 3 * _width);
+        _proj = new Projection(_width, _width);
         RegisterComponents();
     }
 
-    public Linear Qkv => _qkv;
+    public Projection Qkv => _qkv;
 
-    public Linear Proj => _proj;
+    public Projection Proj => _proj;
 
     public override Tensor forward(Tensor x) => ForwardWithCache(x, null);
 

@@ -91,6 +91,42 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
     /// <summary>Saves this model as a Hugging Face GPT-2 model directory.</summary>
     public void SavePretrained(string directory) => ModelDirectory.Save(this, directory);
 
+    /// <summary>The four projections of every block, by their state-dict prefix (<c>h.0.attn.c_attn</c>…).</summary>
+    internal IEnumerable<(string Name, Projection Projection)> Projections() =>
+        _blocks.SelectMany((block, i) => new[]
+        {
+            ($"h.{i}.attn.c_attn", block.Attention.Qkv),
+            ($"h.{i}.attn.c_proj", block.Attention.Proj),
+            ($"h.{i}.mlp.c_fc", block.Mlp.Fc),
+            ($"h.{i}.mlp.c_proj", block.Mlp.Proj),
+        });
+
+    /// <summary>Adds low-rank adapters to every attention and MLP projection (see <see cref="Projection.AddAdapter"/>).</summary>
+    public void AddAdapters(int rank, double alpha, double dropout, long seed)
+    {
+        using var generator = new Generator((ulong)seed);
+        foreach (var (_, projection) in Projections())
+        {
+            projection.AddAdapter(rank, alpha, dropout, generator);
+        }
+    }
+
+    /// <summary>Whether low-rank adapters are attached.</summary>
+    public bool HasAdapters => Projections().Any(p => p.Projection.HasAdapter);
+
+    /// <summary>
+    /// The weights as a plain GPT-2 state dict in our [out, in] layout, adapters merged in; new tensors the caller disposes.
+    /// </summary>
+    public List<(string Name, Tensor Tensor)> MergedStateDict()
+    {
+        using var noGrad = torch.no_grad();
+        var merged = Projections().ToDictionary(p => p.Name + ".weight", p => p.Projection);
+        return named_parameters()
+            .Where(p => !p.name.Contains(".lora_", StringComparison.Ordinal))
+            .Select(p => (p.name, merged.TryGetValue(p.name, out var projection) ? projection.MergedWeight() : p.parameter.detach().clone()))
+            .ToList();
+    }
+
     /// <summary>A new, empty key/value cache for this model.</summary>
     public KvCache NewCache() => new(Config.NLayer);
 

@@ -8,21 +8,21 @@ namespace Serverless.Model.Gpt2;
 /// <summary>GPT-2's feed-forward block <c>mlp</c>: <c>c_fc</c>, GELU, <c>c_proj</c>.</summary>
 internal sealed class Mlp : nn.Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "c_fc")] private readonly Linear _fc;
-    [ComponentName(Name = "c_proj")] private readonly Linear _proj;
+    [ComponentName(Name = "c_fc")] private readonly Projection _fc;
+    [ComponentName(Name = "c_proj")] private readonly Projection _proj;
     private readonly bool _tanhGelu;
 
     public Mlp(Gpt2Config config) : base("mlp")
     {
-        _fc = nn.Linear(config.NEmbd, config.InnerSize);
-        _proj = nn.Linear(config.InnerSize, config.NEmbd);
+        _fc = new Projection(config.NEmbd, config.InnerSize);
+        _proj = new Projection(config.InnerSize, config.NEmbd);
         _tanhGelu = config.ActivationFunction is "gelu_new" or "gelu_pytorch_tanh";
         RegisterComponents();
     }
 
-    public Linear Fc => _fc;
+    public Projection Fc => _fc;
 
-    public Linear Proj => _proj;
+    public Projection Proj => _proj;
 
     public override Tensor forward(Tensor x)
     {

@@ -75,16 +75,16 @@ public static class ModelDirectory
 
     /// <summary>
     /// Writes <paramref name="model"/> to <paramref name="directory"/> (created if needed): GPT-2 names without prefix,
-    /// Conv1D layout, float32, no <c>lm_head.weight</c> (tied), and a <c>config.json</c> Hugging Face reads.
+    /// Conv1D layout, float32, no <c>lm_head.weight</c> (tied), low-rank adapters merged in, and a <c>config.json</c>
+    /// Hugging Face reads.
     /// </summary>
     public static void Save(Gpt2Model model, string directory)
     {
         ArgumentNullException.ThrowIfNull(model);
         Directory.CreateDirectory(directory);
         using var scope = NewDisposeScope();
-        var tensors = model.named_parameters()
-            .Select(p => (p.name, IsConv1DWeight(p.name) ? p.parameter.detach().t() : p.parameter.detach()))
-            .Select(p => (p.name, p.Item2.to(ScalarType.Float32)))
+        var tensors = model.MergedStateDict()
+            .Select(p => (p.Name, (IsConv1DWeight(p.Name) ? p.Tensor.t() : p.Tensor).to(ScalarType.Float32)))
             .ToList();
         SafetensorsFile.Save(Path.Combine(directory, WeightsFile), tensors);
         model.Config.Save(Path.Combine(directory, ConfigFile));

@@ -1,0 +1,235 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serverless.Model.Data;
+using Serverless.Model.Evaluation;
+using Serverless.Model.Generation;
+using Serverless.Model.Gpt2;
+using Serverless.Model.Safetensors;
+using Serverless.Model.Tokenizers;
+using Serverless.Model.Training;
+using static TorchSharp.torch;
+
+namespace Serverless.Model.FineTuning;
+
+/// <summary>One fine-tuning job, run directly (without the pipeline).</summary>
+/// <param name="BaseModel">The base model directory.</param>
+/// <param name="Data">Dataset files (.txt / .jsonl), or null when <paramref name="Prepared"/> holds shards already.</param>
+/// <param name="OutputDirectory">Where shards, checkpoints and the candidate go.</param>
+/// <param name="Spec">The recipe.</param>
+/// <param name="Prepared">A directory with <c>train.bin</c>, <c>val.bin</c> and <c>manifest.json</c>; default <c>{out}/prepared</c>.</param>
+public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Data, string OutputDirectory, TrainingSpec Spec, string? Prepared = null);
+
+/// <summary>
+/// Runs a job end to end: prepare (validate, split, tokenize), score the base model zero-shot, train the candidate
+/// with the spec's strategy, train the scratch baseline under the same budget, score both, generate samples, and
+/// write <c>candidate/</c>: a Hugging Face model directory with <c>metrics.json</c>, <c>report.md</c> and <c>loss.png</c>
+/// (and <c>adapter/</c> for LoRA). Checkpoints under <c>checkpoints/</c> make a rerun resume where it stopped.
+/// </summary>
+public static class FineTuneJob
+{
+    /// <summary>The candidate's directory under the output directory.</summary>
+    public const string CandidateDirectory = "candidate";
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>Runs the job; <paramref name="progress"/> gets (phase, progress) with phase <c>candidate</c> or <c>scratch</c>.</summary>
+    public static FineTuneReport Run(FineTuneRequest request, Action<string, TrainingProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var spec = request.Spec.Validate();
+        var output = request.OutputDirectory;
+        using var baseModel = Gpt2Model.FromPretrained(request.BaseModel);
+        var tokenizer = TokenizerRegistry.Get(baseModel.Config.TokenizerName);
+        var prepared = request.Prepared ?? Path.Combine(output, "prepared");
+        var manifest = EnsurePrepared(request, prepared, tokenizer, spec);
+
+        using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
+        using var validation = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.ValidationFile));
+        var blockSize = spec.BlockSizeFor(baseModel.Config.NPositions);
+        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, validation, Math.Min(blockSize, m.Config.NPositions), manifest.ValidationBytes);
+
+        var baseScore = Score(baseModel);
+        using var candidate = BuildCandidate(baseModel, request.BaseModel, spec, out var teacher);
+        using (teacher)
+        {
+            var trainable = StrategySetup.Apply(candidate, spec);
+            var candidateResult = TrainingLoop.Train(candidate, trainable, spec, train, validation, new TrainingOptions
+            {
+                CheckpointDirectory = Path.Combine(output, "checkpoints", "candidate"),
+                Progress = progress is null ? null : p => progress("candidate", p),
+                Cancellation = cancellation,
+                Teacher = teacher,
+            });
+            var candidateScore = Score(candidate);
+
+            TrainingResult? scratchResult = null;
+            EvaluationResult? scratchScore = null;
+            long scratchTrainable = 0;
+            if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
+            {
+                var scratchSpec = spec with { Strategy = Strategies.Scratch };
+                using var scratch = new Gpt2Model(baseModel.Config, spec.Seed);
+                var scratchParameters = StrategySetup.Apply(scratch, scratchSpec);
+                scratchTrainable = scratchParameters.Sum(p => p.Parameter.numel());
+                scratchResult = TrainingLoop.Train(scratch, scratchParameters, scratchSpec, train, validation, new TrainingOptions
+                {
+                    CheckpointDirectory = Path.Combine(output, "checkpoints", "scratch"),
+                    Progress = progress is null ? null : p => progress("scratch", p),
+                    Cancellation = cancellation,
+                });
+                scratchScore = Score(scratch);
+            }
+
+            var samples = Samples(baseModel, candidate, tokenizer, spec, validation);
+            var report = new FineTuneReport(
+                FineTuneReport.SchemaName, spec.Strategy, tokenizer.Name, manifest.TrainTokens, manifest.ValidationTokens,
+                ModelScore.From(baseScore), ModelScore.From(candidateScore), scratchScore is null ? null : ModelScore.From(scratchScore),
+                1 - candidateScore.Perplexity / baseScore.Perplexity,
+                scratchScore is null ? null : 1 - candidateScore.Perplexity / scratchScore.Perplexity,
+                Summary(spec.Strategy, candidate, trainable.Sum(p => p.Parameter.numel()), candidateResult),
+                scratchResult is null ? null : Summary(Strategies.Scratch, candidate, scratchTrainable, scratchResult, baseModel.ParameterCount()),
+                samples, spec);
+            WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec);
+            return report;
+        }
+    }
+
+    private static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
+    {
+        var manifestPath = Path.Combine(prepared, "manifest.json");
+        if (File.Exists(manifestPath))
+        {
+            return JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(manifestPath))
+                ?? throw new InvalidDataException($"{manifestPath} is empty.");
+        }
+
+        if (request.Data is null || request.Data.Count == 0)
+        {
+            throw new ArgumentException("No dataset files were given and no prepared shards exist.", nameof(request));
+        }
+
+        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.Seed, spec.ValidationFraction));
+        var result = preparer.Prepare(request.Data, prepared);
+        File.WriteAllText(manifestPath, JsonSerializer.Serialize(result, Indented));
+        return result;
+    }
+
+    private static Gpt2Model BuildCandidate(Gpt2Model baseModel, string baseDirectory, TrainingSpec spec, out Gpt2Model? teacher)
+    {
+        teacher = null;
+        switch (spec.Strategy)
+        {
+            case Strategies.Scratch:
+                return new Gpt2Model(baseModel.Config, spec.Seed);
+            case Strategies.Distill:
+                teacher = spec.Teacher is null ? Gpt2Model.FromPretrained(baseDirectory) : Gpt2Model.FromPretrained(spec.Teacher);
+                if (teacher.Config.VocabSize != baseModel.Config.VocabSize || teacher.Config.TokenizerName != baseModel.Config.TokenizerName)
+                {
+                    teacher.Dispose();
+                    throw new SpecException("spec", [$"teacher: uses the {teacher.Config.TokenizerName} tokenizer (vocab {teacher.Config.VocabSize}); the student must share it ({baseModel.Config.TokenizerName}, vocab {baseModel.Config.VocabSize})."]);
+                }
+
+                return Distillation.Student(baseModel, spec.StudentLayers ?? Math.Max(1, baseModel.Config.NLayer / 2));
+            default:
+                return Gpt2Model.FromPretrained(baseDirectory);
+        }
+    }
+
+    private static List<Sample> Samples(Gpt2Model baseModel, Gpt2Model candidate, ITextTokenizer tokenizer, TrainingSpec spec, TokenShardReader validation)
+    {
+        if (spec.SampleTokens == 0)
+        {
+            return [];
+        }
+
+        var prompts = spec.SamplePrompts ?? DefaultPrompts(tokenizer, validation);
+        var options = new GenerationOptions { MaxNewTokens = spec.SampleTokens, Temperature = 0.8, TopK = 40, Seed = spec.Seed };
+        var context = Math.Min(baseModel.Config.NPositions, candidate.Config.NPositions);
+        return prompts.Select(prompt =>
+        {
+            var ids = tokenizer.Encode(prompt).TakeLast(context / 2).ToArray();
+            string Continue(Gpt2Model m) => tokenizer.Decode(TextGenerator.Generate(m, ids, options).Where(id => id != tokenizer.EndOfText));
+            return new Sample(prompt, Continue(baseModel), Continue(candidate));
+        }).ToList();
+    }
+
+    /// <summary>The first few tokens of the first two validation documents.</summary>
+    private static List<string> DefaultPrompts(ITextTokenizer tokenizer, TokenShardReader validation)
+    {
+        var head = new int[(int)Math.Min(validation.Count, 4096)];
+        validation.Read(0, head);
+        var prompts = new List<string>();
+        for (var i = 0; i < head.Length && prompts.Count < 2; i++)
+        {
+            if (head[i] == tokenizer.EndOfText && i + 1 < head.Length)
+            {
+                var doc = head.Skip(i + 1).TakeWhile(t => t != tokenizer.EndOfText).Take(tokenizer.VocabSize > 1000 ? 4 : 12).ToArray();
+                if (doc.Length > 0)
+                {
+                    prompts.Add(tokenizer.Decode(doc));
+                }
+            }
+        }
+
+        return prompts.Count > 0 ? prompts : ["The "];
+    }
+
+    private static TrainingSummary Summary(string strategy, Gpt2Model model, long trainable, TrainingResult result, long? parameters = null) =>
+        new(strategy, parameters ?? model.ParameterCount() - (model.HasAdapters ? trainable : 0), trainable, result.StepsRun, result.BestStep, result.StoppedEarly,
+            result.TokensPerSecond,
+            result.TrainLoss.Select(p => new double[] { p.Step, p.Loss }).ToList(),
+            result.ValidationLoss.Select(p => new double[] { p.Step, p.Loss }).ToList());
+
+    private static void WriteCandidate(string directory, Gpt2Model candidate, FineTuneReport report, TrainingResult candidateResult, TrainingResult? scratchResult, TrainingSpec spec)
+    {
+        var temp = directory + ".tmp-" + Guid.NewGuid().ToString("N");
+        Directory.CreateDirectory(temp);
+        candidate.SavePretrained(temp);
+        if (candidate.HasAdapters)
+        {
+            SaveAdapter(Path.Combine(temp, "adapter"), candidate, spec);
+        }
+
+        File.WriteAllText(Path.Combine(temp, "metrics.json"), report.ToJson());
+        File.WriteAllText(Path.Combine(temp, "report.md"), report.ToMarkdown());
+        LossPlot.Save(Path.Combine(temp, "loss.png"), candidateResult, scratchResult);
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        Directory.Move(temp, directory);
+    }
+
+    /// <summary>
+    /// The adapters alone, in PEFT's layout (<c>adapter_model.safetensors</c> with
+    /// <c>base_model.model.h.{i}.attn.c_attn.lora_A.weight</c>…, and <c>adapter_config.json</c>).
+    /// </summary>
+    public static void SaveAdapter(string directory, Gpt2Model model, TrainingSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(spec);
+        Directory.CreateDirectory(directory);
+        var tensors = model.Projections()
+            .Where(p => p.Projection.HasAdapter)
+            .SelectMany(p => new[]
+            {
+                ($"base_model.model.{p.Name}.lora_A.weight", (Tensor)p.Projection.LoraA!.detach()),
+                ($"base_model.model.{p.Name}.lora_B.weight", (Tensor)p.Projection.LoraB!.detach()),
+            })
+            .ToList();
+        SafetensorsFile.Save(Path.Combine(directory, "adapter_model.safetensors"), tensors);
+        var config = new JsonObject
+        {
+            ["peft_type"] = "LORA",
+            ["task_type"] = "CAUSAL_LM",
+            ["r"] = spec.LoraRank,
+            ["lora_alpha"] = spec.LoraAlpha,
+            ["lora_dropout"] = spec.LoraDropout,
+            ["target_modules"] = new JsonArray("c_attn", "c_proj", "c_fc"),
+            ["fan_in_fan_out"] = true,
+            ["bias"] = "none",
+        };
+        File.WriteAllText(Path.Combine(directory, "adapter_config.json"), config.ToJsonString(Indented));
+    }
+}

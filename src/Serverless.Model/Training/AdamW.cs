@@ -1,0 +1,98 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Serverless.Model.Training;
+
+/// <summary>
+/// AdamW (decoupled weight decay) with in-place updates and state we own, so a checkpoint is a plain safetensors file
+/// of moments. Weight decay applies to matrices (dim ≥ 2) only, as in GPT-2 recipes: not to biases or LayerNorms.
+/// </summary>
+internal sealed class AdamW : IDisposable
+{
+    private readonly List<Slot> _slots;
+
+    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1 = 0.9, double beta2 = 0.95, double epsilon = 1e-8)
+    {
+        (Beta1, Beta2, Epsilon) = (beta1, beta2, epsilon);
+        _slots = parameters.Select(p => new Slot(p.Name, p.Parameter, p.Parameter.dim() >= 2,
+            zeros_like(p.Parameter).DetachFromDisposeScope(), zeros_like(p.Parameter).DetachFromDisposeScope())).ToList();
+    }
+
+    public double Beta1 { get; }
+
+    public double Beta2 { get; }
+
+    public double Epsilon { get; }
+
+    /// <summary>Updates taken so far.</summary>
+    public long StepCount { get; set; }
+
+    public IEnumerable<Parameter> Parameters => _slots.Select(s => s.Parameter);
+
+    public void Step(double learningRate, double weightDecay)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        StepCount++;
+        var correction1 = 1 - Math.Pow(Beta1, StepCount);
+        var correction2 = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
+        foreach (var slot in _slots)
+        {
+            var grad = slot.Parameter.grad;
+            if (grad is null)
+            {
+                continue;
+            }
+
+            if (slot.Decay && weightDecay > 0)
+            {
+                slot.Parameter.mul_(1 - learningRate * weightDecay);
+            }
+
+            slot.M.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
+            slot.V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
+            var denominator = slot.V.sqrt().div_(correction2).add_(Epsilon);
+            slot.Parameter.addcdiv_(slot.M, denominator, value: -learningRate / correction1);
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var slot in _slots)
+        {
+            slot.Parameter.grad?.zero_();
+        }
+    }
+
+    /// <summary>The moments as named tensors (<c>m.{name}</c>, <c>v.{name}</c>) for a checkpoint.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> State() =>
+        _slots.SelectMany(s => new[] { ("m." + s.Name, s.M), ("v." + s.Name, s.V) });
+
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        using var noGrad = no_grad();
+        foreach (var slot in _slots)
+        {
+            if (!state.TryGetValue("m." + slot.Name, out var m) || !state.TryGetValue("v." + slot.Name, out var v))
+            {
+                throw new InvalidDataException($"The checkpoint's optimizer state has no moments for '{slot.Name}'; it was written for another strategy or model.");
+            }
+
+            slot.M.copy_(m);
+            slot.V.copy_(v);
+        }
+
+        StepCount = stepCount;
+    }
+
+    public void Dispose()
+    {
+        foreach (var slot in _slots)
+        {
+            slot.M.Dispose();
+            slot.V.Dispose();
+        }
+    }
+
+    private sealed record Slot(string Name, Parameter Parameter, bool Decay, Tensor M, Tensor V);
+}

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using Serverless.Model.Data;
+using Serverless.Model.Evaluation;
+using Serverless.Model.Gpt2;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Serverless.Model.Training;
+
+/// <summary>Where a training run keeps its checkpoints and whom it tells about progress.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Directory for the resumable checkpoint; null trains without checkpoints (and cannot resume).</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Called after every step.</summary>
+    public Action<TrainingProgress>? Progress { get; init; }
+
+    /// <summary>Checked between steps; when cancelled, a checkpoint is written and <see cref="OperationCanceledException"/> thrown.</summary>
+    public CancellationToken Cancellation { get; init; }
+
+    /// <summary>For <c>distill</c>: the teacher, run without gradients.</summary>
+    public Gpt2Model? Teacher { get; init; }
+}
+
+/// <summary>
+/// The training loop: AdamW, warmup + cosine, clipping, accumulation, periodic validation with early stopping
+/// (the best weights are the result), atomic checkpoints and exact resume. Each step runs in its own dispose scope.
+/// </summary>
+public static class TrainingLoop
+{
+    /// <summary>Trains the <paramref name="trainable"/> parameters of <paramref name="model"/>; the model ends holding the best weights.</summary>
+    public static TrainingResult Train(
+        Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, TrainingSpec spec,
+        ITokenSource train, ITokenSource validation, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(trainable);
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(options);
+        spec.Validate();
+        var blockSize = spec.BlockSizeFor(model.Config.NPositions);
+        var sampler = new BatchSampler(train, spec.BatchSize, blockSize, spec.Seed);
+        using var optimizer = new AdamW(trainable);
+        var state = new CheckpointState(0, double.PositiveInfinity, 0, 0, [], [], spec.Seed, spec);
+        var best = Snapshot(trainable);
+        int? resumedFrom = null;
+        try
+        {
+            if (Checkpoint.Find(options.CheckpointDirectory) is { } checkpoint)
+            {
+                state = Resume(checkpoint, model, trainable, optimizer, best);
+                resumedFrom = state.Step;
+            }
+
+            model.train();
+            var clock = Stopwatch.StartNew();
+            var tokensPerStep = (long)spec.BatchSize * blockSize * spec.GradAccumulation;
+            var stoppedEarly = false;
+            var startStep = state.Step;
+            for (var step = state.Step; step < spec.Steps; step++)
+            {
+                if (options.Cancellation.IsCancellationRequested)
+                {
+                    SaveCheckpoint(options.CheckpointDirectory, state, model, optimizer, best);
+                    options.Cancellation.ThrowIfCancellationRequested();
+                }
+
+                var learningRate = LearningRateSchedule.At(spec, step);
+                var loss = Step(model, optimizer, sampler, spec, step, learningRate, options.Teacher);
+                state.TrainLoss.Add(new LossPoint(step + 1, loss));
+                state = state with { Step = step + 1 };
+
+                double? validationLoss = null;
+                if (state.Step % spec.EvalEvery == 0 || state.Step == spec.Steps)
+                {
+                    validationLoss = Validate(model, validation, blockSize, spec.EvalTokens);
+                    state.ValidationLoss.Add(new LossPoint(state.Step, validationLoss.Value));
+                    if (validationLoss < state.BestValidationLoss)
+                    {
+                        state = state with { BestValidationLoss = validationLoss.Value, BestStep = state.Step, EvaluationsWithoutImprovement = 0 };
+                        Copy(trainable, best);
+                    }
+                    else
+                    {
+                        state = state with { EvaluationsWithoutImprovement = state.EvaluationsWithoutImprovement + 1 };
+                        stoppedEarly = spec.EarlyStoppingPatience > 0 && state.EvaluationsWithoutImprovement >= spec.EarlyStoppingPatience;
+                    }
+                }
+
+                if (state.Step % spec.CheckpointEvery == 0 || stoppedEarly)
+                {
+                    SaveCheckpoint(options.CheckpointDirectory, state, model, optimizer, best);
+                }
+
+                var rate = (state.Step - startStep) * tokensPerStep / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+                var eta = TimeSpan.FromSeconds((spec.Steps - state.Step) * tokensPerStep / Math.Max(1e-9, rate));
+                options.Progress?.Invoke(new TrainingProgress(state.Step, spec.Steps, loss, learningRate, rate, eta, validationLoss));
+                if (stoppedEarly)
+                {
+                    break;
+                }
+            }
+
+            // The best evaluated weights are the result.
+            Copy(best, trainable);
+            var tokensPerSecond = (state.Step - startStep) * tokensPerStep / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            return new TrainingResult(state.TrainLoss, state.ValidationLoss, state.Step, state.BestValidationLoss, state.BestStep,
+                stoppedEarly, resumedFrom, tokensPerSecond);
+        }
+        finally
+        {
+            foreach (var (_, tensor) in best)
+            {
+                tensor.Dispose();
+            }
+        }
+    }
+
+    private static double Step(Gpt2Model model, AdamW optimizer, BatchSampler sampler, TrainingSpec spec, int step, double learningRate, Gpt2Model? teacher)
+    {
+        using var scope = NewDisposeScope();
+        // Dropout (LoRA's) is seeded per step, so a resumed run repeats exactly what an uninterrupted one does.
+        manual_seed(spec.Seed + step);
+        double total = 0;
+        for (var micro = 0; micro < spec.GradAccumulation; micro++)
+        {
+            var (input, target) = sampler.Batch(step, micro);
+            var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
+            (loss / spec.GradAccumulation).backward();
+            total += loss.item<float>();
+        }
+
+        if (spec.GradClip > 0)
+        {
+            nn.utils.clip_grad_norm_(optimizer.Parameters, spec.GradClip);
+        }
+
+        optimizer.Step(learningRate, spec.WeightDecay);
+        optimizer.ZeroGrad();
+        return total / spec.GradAccumulation;
+    }
+
+    private static double Validate(Gpt2Model model, ITokenSource validation, int blockSize, int? evalTokens)
+    {
+        var source = evalTokens is { } limit && validation.Count > limit ? new PrefixTokenSource(validation, limit) : validation;
+        var result = Evaluator.Evaluate(model, source, blockSize);
+        model.train();
+        return result.Loss;
+    }
+
+    private static CheckpointState Resume(string checkpoint, Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
+    {
+        var state = Checkpoint.ReadState(checkpoint);
+        var weights = Checkpoint.ReadTensors(checkpoint, "model.safetensors");
+        var moments = Checkpoint.ReadTensors(checkpoint, "optimizer.safetensors");
+        var bestWeights = Checkpoint.ReadTensors(checkpoint, "best.safetensors");
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var (name, parameter) in model.named_parameters())
+            {
+                parameter.copy_(weights.TryGetValue(name, out var w) ? w
+                    : throw new InvalidDataException($"The checkpoint in {checkpoint} has no weights for '{name}'; it was written for another model or strategy."));
+            }
+
+            optimizer.LoadState(moments, state.Step);
+            foreach (var (name, tensor) in best)
+            {
+                if (bestWeights.TryGetValue(name, out var b))
+                {
+                    tensor.copy_(b);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in weights.Values.Concat(moments.Values).Concat(bestWeights.Values))
+            {
+                t.Dispose();
+            }
+        }
+
+        return state;
+    }
+
+    private static void SaveCheckpoint(string? root, CheckpointState state, Gpt2Model model, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
+    {
+        if (root is null)
+        {
+            return;
+        }
+
+        var weights = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter.detach())).ToList();
+        Checkpoint.Save(root, state, weights, optimizer.State(), best);
+        foreach (var (_, w) in weights)
+        {
+            w.Dispose();
+        }
+    }
+
+    private static List<(string Name, Tensor Tensor)> Snapshot(IReadOnlyList<(string Name, Parameter Parameter)> parameters)
+    {
+        using var noGrad = no_grad();
+        return parameters.Select(p => (p.Name, p.Parameter.detach().clone().DetachFromDisposeScope())).ToList();
+    }
+
+    private static void Copy(IReadOnlyList<(string Name, Parameter Parameter)> from, List<(string Name, Tensor Tensor)> to)
+    {
+        using var noGrad = no_grad();
+        for (var i = 0; i < from.Count; i++)
+        {
+            to[i].Tensor.copy_(from[i].Parameter);
+        }
+    }
+
+    private static void Copy(List<(string Name, Tensor Tensor)> from, IReadOnlyList<(string Name, Parameter Parameter)> to)
+    {
+        using var noGrad = no_grad();
+        for (var i = 0; i < from.Count; i++)
+        {
+            to[i].Parameter.copy_(from[i].Tensor);
+        }
+    }
+
+    /// <summary>The first <c>count</c> tokens of another source.</summary>
+    private sealed class PrefixTokenSource(ITokenSource inner, long count) : ITokenSource
+    {
+        public long Count => count;
+
+        public void Read(long start, Span<int> destination) => inner.Read(start, destination);
+    }
+}
