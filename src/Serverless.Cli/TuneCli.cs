@@ -2,6 +2,7 @@ using System.CommandLine;
 using Serverless.Cli.Commands;
 using Serverless.Model;
 using Serverless.Model.Data;
+using Serverless.Model.Training;
 
 namespace Serverless.Cli;
 
@@ -17,6 +18,8 @@ public static class TuneCli
             EvaluateCommand.Create(),
             GenerateCommand.Create(),
             PretrainCommand.Create(),
+            FinetuneCommand.Create(),
+            DemoCommand.Create(),
         };
 
         try
@@ -33,7 +36,7 @@ public static class TuneCli
     /// <summary>The message for an error the user can fix; null for a bug, which should surface with its stack.</summary>
     private static string? UserMessage(Exception e) => e switch
     {
-        ModelFormatException or DatasetValidationException or CliException => e.Message,
+        ModelFormatException or DatasetValidationException or SpecException or CliException => e.Message,
         InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => e.Message,
         ArgumentException => e.Message.Split(" (Parameter '")[0],
         _ => null,

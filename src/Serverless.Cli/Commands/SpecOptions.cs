@@ -10,7 +10,7 @@ internal static class SpecOptions
         var spec = file is null ? defaults ?? new TrainingSpec() : TrainingSpec.Load(file.FullName);
         if (steps is { } s)
         {
-            spec = spec with { Steps = s, WarmupSteps = Math.Min(spec.WarmupSteps, s) };
+            spec = spec.WithSteps(s);
         }
 
         if (strategy is not null)

@@ -98,10 +98,15 @@ public sealed record TrainingSpec
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
+        // Losses can be infinite (nothing measured yet) or NaN (a diverged run); they must still be written.
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     private static readonly HashSet<string> KnownFields = typeof(TrainingSpec).GetProperties()
         .Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>This spec with <paramref name="steps"/> steps, warmup shortened if it would not fit.</summary>
+    public TrainingSpec WithSteps(int steps) => this with { Steps = steps, WarmupSteps = Math.Min(WarmupSteps, steps) };
 
     /// <summary>The block size used with a model whose context is <paramref name="context"/>.</summary>
     public int BlockSizeFor(int context) => Math.Min(BlockSize ?? Math.Min(context, 256), context);

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Serverless.Model.FineTuning;
+using Serverless.Model.Training;
+using Spectre.Console;
+
+namespace Serverless.Cli.Commands;
+
+/// <summary><c>tune finetune</c>: one job, directly, without the pipeline; prints the evaluation table.</summary>
+internal static class FinetuneCommand
+{
+    public static Command Create()
+    {
+        var baseModel = new Option<string>("--base") { Description = "Base model directory.", Required = true };
+        var data = new Option<FileInfo[]>("--data") { Description = "Dataset files (.txt, .jsonl, or either gzipped).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var output = new Option<string>("--out") { Description = "Output directory (shards, checkpoints, candidate/).", Required = true };
+        var strategy = new Option<string?>("--strategy") { Description = "full, freeze, lora, distill or scratch (overrides the spec)." };
+        strategy.AcceptOnlyFromAmong([.. Strategies.All]);
+        var spec = new Option<FileInfo?>("--spec") { Description = "A training spec JSON file (see the README for fields and defaults)." };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps (overrides the spec)." };
+        var json = new Option<bool>("--json") { Description = "JSON lines of progress, then metrics.json's content." };
+        var command = new Command("finetune", "Fine-tune a base model on a dataset and compare it with the base and with training from scratch.")
+        {
+            baseModel, data, output, strategy, spec, steps, json,
+        };
+        command.SetAction((parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            var trainingSpec = SpecOptions.Load(parse.GetValue(spec), parse.GetValue(steps), strategy: parse.GetValue(strategy));
+            var outDir = parse.GetValue(output)!;
+            using var work = new CorpusFiles(Path.Combine(outDir, "data"));
+            var files = work.Materialize(parse.GetValue(data)!);
+            var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec);
+            var report = new ProgressView(writer, parse.GetValue(json)).Run("finetune", progress => FineTuneJob.Run(request, progress, cancellation));
+            if (parse.GetValue(json))
+            {
+                writer.WriteLine(report.ToJson().ReplaceLineEndings(" "));
+            }
+            else
+            {
+                PrintReport(writer, report, Path.Combine(outDir, FineTuneJob.CandidateDirectory));
+            }
+
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    public static void PrintReport(TextWriter writer, FineTuneReport report, string candidateDirectory)
+    {
+        var console = Consoles.For(writer);
+        var table = new Table().Title($"Evaluation on the validation split ({report.ValidationTokens:N0} tokens)")
+            .AddColumn("model").AddColumn(new TableColumn("loss").RightAligned()).AddColumn(new TableColumn("perplexity").RightAligned())
+            .AddColumn(new TableColumn("bits/byte").RightAligned());
+        void Row(string name, ModelScore s) => table.AddRow(name, s.Loss.ToString("F4"), s.Perplexity.ToString("F3"), s.BitsPerByte?.ToString("F4") ?? "–");
+        Row("base (zero-shot)", report.Base);
+        if (report.Scratch is not null)
+        {
+            Row("scratch (same budget)", report.Scratch);
+        }
+
+        Row($"candidate ({report.Strategy})", report.Candidate);
+        console.Write(table);
+        writer.WriteLine($"Perplexity improvement over base: {report.ImprovementOverBase:P1}" +
+            (report.ImprovementOverScratch is { } s ? $", over scratch: {s:P1}" : ""));
+        writer.WriteLine($"Candidate, report.md, metrics.json and loss.png: {candidateDirectory}");
+    }
+}

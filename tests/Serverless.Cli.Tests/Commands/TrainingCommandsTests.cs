@@ -1,0 +1,80 @@
+using System.Text.Json;
+
+namespace Serverless.Cli.Tests.Commands;
+
+public sealed class TrainingCommandsTests : IDisposable
+{
+    private readonly CliFixture _fixture = new();
+
+    public void Dispose() => _fixture.Dispose();
+
+    private string Corpus(int documents) => _fixture.Write("corpus.txt",
+        string.Join("\n\n", Enumerable.Range(0, documents).Select(i => $"In the beginning {i} there was text, and the text was {i % 7}.")));
+
+    [Fact]
+    public void Pretrain_WritesALoadableModelAndReportsIt()
+    {
+        var output = Path.Combine(_fixture.Root, "pre");
+        var result = CliFixture.Run("pretrain", "--corpus", Corpus(60), "--out", output, "--steps", "6", "--json");
+        result.ExitCode.ShouldBe(0, result.Error);
+        var lines = result.Output.Trim().Split('\n');
+        lines.Length.ShouldBe(7, "six progress lines and the result");
+        using var last = JsonDocument.Parse(lines[^1]);
+        last.RootElement.GetProperty("Steps").GetInt32().ShouldBe(6);
+        File.Exists(Path.Combine(output, "model.safetensors")).ShouldBeTrue();
+        File.Exists(Path.Combine(output, "pretraining.json")).ShouldBeTrue();
+        Directory.Exists(output + ".work").ShouldBeFalse("the work folder is removed after success");
+
+        var generated = CliFixture.Run("generate", "--model", output, "--prompt", "In the", "--max-new-tokens", "5", "--json");
+        generated.ExitCode.ShouldBe(0, generated.Error);
+    }
+
+    [Fact]
+    public void Finetune_PrintsTheEvaluationTable()
+    {
+        var output = Path.Combine(_fixture.Root, "ft");
+        var spec = _fixture.Write("spec.json", """{"steps": 4, "batchSize": 2, "evalEvery": 2, "warmupSteps": 1, "sampleTokens": 4}""");
+        var result = CliFixture.Run("finetune", "--base", _fixture.ModelDirectory, "--data", Corpus(30), "--out", output, "--spec", spec, "--strategy", "lora");
+        result.ExitCode.ShouldBe(0, result.Error);
+        result.Output.ShouldContain("base (zero-shot)");
+        result.Output.ShouldContain("scratch (same budget)");
+        result.Output.ShouldContain("candidate (lora)");
+        File.Exists(Path.Combine(output, "candidate", "metrics.json")).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Finetune_BadSpec_OneLineNamingTheField()
+    {
+        var spec = _fixture.Write("spec.json", """{"steps": 4, "lerningRate": 0.1}""");
+        var result = CliFixture.Run("finetune", "--base", _fixture.ModelDirectory, "--data", Corpus(10), "--out", Path.Combine(_fixture.Root, "x"), "--spec", spec);
+        result.ExitCode.ShouldNotBe(0);
+        result.Error.ShouldStartWith("error: ");
+        result.Error.Trim().ShouldEndWith("spec.json is invalid: lerningRate: unknown field (did you mean 'learningRate'?).");
+        result.Error.Trim().Split('\n').Length.ShouldBe(1);
+    }
+
+    [Fact]
+    public void Finetune_BadDataset_ListsTheErrorsWithLines()
+    {
+        var data = _fixture.Write("bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": 5}\nnot json\n");
+        var result = CliFixture.Run("finetune", "--base", _fixture.ModelDirectory, "--data", data, "--out", Path.Combine(_fixture.Root, "y"), "--steps", "2");
+        result.ExitCode.ShouldNotBe(0);
+        result.Error.ShouldContain("bad.jsonl:2: field \"text\": must be a string, found a number.");
+        result.Error.ShouldContain("bad.jsonl:3: malformed JSON");
+    }
+
+    [Fact]
+    public void Demo_RunsTheWholeStoryAndCachesTheBase()
+    {
+        var home = Path.Combine(_fixture.Root, "home");
+        var first = CliFixture.Run("demo", "--home", home, "--pretrain-steps", "4", "--steps", "3");
+        first.ExitCode.ShouldBe(0, first.Error);
+        first.Output.ShouldContain("First run: pre-training");
+        first.Output.ShouldContain("candidate (full)");
+        first.Output.ShouldContain("Sample from the candidate");
+
+        var second = CliFixture.Run("demo", "--home", home, "--steps", "3");
+        second.ExitCode.ShouldBe(0, second.Error);
+        second.Output.ShouldNotContain("First run");
+    }
+}
