@@ -20,6 +20,7 @@ public static class TuneCli
             PretrainCommand.Create(),
             FinetuneCommand.Create(),
             DemoCommand.Create(),
+            BenchCommand.Create(),
         };
 
         try

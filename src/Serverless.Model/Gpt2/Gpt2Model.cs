@@ -36,6 +36,26 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
     /// <summary>The model's shape.</summary>
     public Gpt2Config Config { get; }
 
+    /// <summary>
+    /// Mixed precision: when set (to <see cref="ScalarType.BFloat16"/>), every projection and the output head multiply
+    /// in that dtype while weights, LayerNorms, softmax and the optimizer stay float32. Null (the default) computes
+    /// everything in float32.
+    /// </summary>
+    public ScalarType? ComputeType
+    {
+        get => _computeType;
+        set
+        {
+            _computeType = value;
+            foreach (var (_, projection) in Projections())
+            {
+                projection.ComputeType = value;
+            }
+        }
+    }
+
+    private ScalarType? _computeType;
+
     internal Embedding TokenEmbedding => _wte;
 
     internal ModuleList<Block> Blocks => _blocks;
@@ -71,7 +91,9 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
         using (x)
         {
             using var normed = _lnF.forward(x);
-            return nn.functional.linear(normed, _wte.weight!);                                   // (B, T, vocab)
+            return ComputeType is { } dtype
+                ? Projection.MixedLinear(normed, _wte.weight!, null, dtype)
+                : nn.functional.linear(normed, _wte.weight!);                                   // (B, T, vocab)
         }
     }
 

@@ -54,6 +54,12 @@ public static class TrainingLoop
             }
 
             model.train();
+            model.ComputeType = spec.ComputeType;
+            if (options.Teacher is not null)
+            {
+                options.Teacher.ComputeType = spec.ComputeType;
+            }
+
             var clock = Stopwatch.StartNew();
             var tokensPerStep = (long)spec.BatchSize * blockSize * spec.GradAccumulation;
             var stoppedEarly = false;
@@ -110,6 +116,12 @@ public static class TrainingLoop
         }
         finally
         {
+            model.ComputeType = null;
+            if (options.Teacher is not null)
+            {
+                options.Teacher.ComputeType = null;
+            }
+
             foreach (var (_, tensor) in best)
             {
                 tensor.Dispose();
@@ -144,9 +156,17 @@ public static class TrainingLoop
     private static double Validate(Gpt2Model model, ITokenSource validation, int blockSize, int? evalTokens)
     {
         var source = evalTokens is { } limit && validation.Count > limit ? new PrefixTokenSource(validation, limit) : validation;
-        var result = Evaluator.Evaluate(model, source, blockSize);
-        model.train();
-        return result.Loss;
+        var compute = model.ComputeType;
+        model.ComputeType = null;   // scores are always float32, comparable across precisions
+        try
+        {
+            return Evaluator.Evaluate(model, source, blockSize).Loss;
+        }
+        finally
+        {
+            model.ComputeType = compute;
+            model.train();
+        }
     }
 
     private static CheckpointState Resume(string checkpoint, Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer, List<(string Name, Tensor Tensor)> best)

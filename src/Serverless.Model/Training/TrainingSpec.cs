@@ -76,6 +76,13 @@ public sealed record TrainingSpec
     /// <summary>Write a resumable checkpoint every this many steps. <value>100</value>.</summary>
     public int CheckpointEvery { get; init; } = 100;
 
+    /// <summary>
+    /// Arithmetic of training's matrix products: <c>fp32</c>, <c>bf16</c> (mixed precision: bfloat16 products, float32
+    /// weights, optimizer and LayerNorms), or <c>auto</c> (bf16 where the CPU has AVX-512 BF16 or AMX, else fp32).
+    /// Evaluation is always float32. <value>auto</value>.
+    /// </summary>
+    public string Precision { get; init; } = "auto";
+
     /// <summary>Seeds initialization, batches, dropout and the split. <value>1337</value>.</summary>
     public long Seed { get; init; } = 1337;
 
@@ -107,6 +114,14 @@ public sealed record TrainingSpec
 
     /// <summary>This spec with <paramref name="steps"/> steps, warmup shortened if it would not fit.</summary>
     public TrainingSpec WithSteps(int steps) => this with { Steps = steps, WarmupSteps = Math.Min(WarmupSteps, steps) };
+
+    /// <summary>The dtype training multiplies in, or null for float32 throughout.</summary>
+    public TorchSharp.torch.ScalarType? ComputeType => Precision switch
+    {
+        "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+        "auto" when NativeRuntime.CpuHasBf16 => TorchSharp.torch.ScalarType.BFloat16,
+        _ => null,
+    };
 
     /// <summary>The block size used with a model whose context is <paramref name="context"/>.</summary>
     public int BlockSizeFor(int context) => Math.Min(BlockSize ?? Math.Min(context, 256), context);
@@ -142,6 +157,7 @@ public sealed record TrainingSpec
         Check(StudentLayers is null or >= 1, "studentLayers", $"is {StudentLayers}; it must be 1 or more.");
         Check(Finite(DistillAlpha) && DistillAlpha is >= 0 and <= 1, "distillAlpha", $"is {DistillAlpha}; it must be in [0, 1].");
         Check(Finite(DistillTemperature) && DistillTemperature > 0, "distillTemperature", $"is {DistillTemperature}; it must be more than 0.");
+        Check(Precision is "auto" or "fp32" or "bf16", "precision", $"'{Precision}' is not one of auto, fp32, bf16.");
         Check(EvalEvery >= 1, "evalEvery", $"is {EvalEvery}; it must be 1 or more.");
         Check(EvalTokens is null or >= 2, "evalTokens", $"is {EvalTokens}; it must be 2 or more, or null for all.");
         Check(EarlyStoppingPatience >= 0, "earlyStoppingPatience", $"is {EarlyStoppingPatience}; it must be 0 (off) or more.");

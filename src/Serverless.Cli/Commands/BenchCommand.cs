@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Serverless.Model.Data;
+using Serverless.Model.Generation;
+using Serverless.Model.Gpt2;
+using Serverless.Model.Training;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace Serverless.Cli.Commands;
+
+/// <summary>
+/// <c>tune bench</c>: measured matmul rate of this machine, then training tokens/s and MFU (6·N·tokens/s over the
+/// measured float32 matmul rate) for the demo model and the GPT-2 124M shape, and cached generation tokens/s.
+/// A benchmark, not a test: it reports numbers, all from one run, so they are comparable with each other.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var steps = new Option<int>("--steps") { Description = "Timed training steps per model (after two warm-up steps).", DefaultValueFactory = _ => 5 };
+        var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
+        var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json };
+        command.SetAction(parse =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            var results = Run(parse.GetValue(steps), !parse.GetValue(skipLarge), parse.GetValue(json) ? null : writer);
+            if (parse.GetValue(json))
+            {
+                writer.WriteLine(JsonSerializer.Serialize(results));
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Dictionary<string, object> Run(int steps, bool large, TextWriter? log)
+    {
+        var results = new Dictionary<string, object>
+        {
+            ["threads"] = get_num_threads(),
+            ["matmul_f32_gflops"] = MatmulGflops(ScalarType.Float32),
+            ["matmul_bf16_gflops"] = MatmulGflops(ScalarType.BFloat16),
+        };
+        var peak = (double)results["matmul_f32_gflops"] * 1e9;
+        log?.WriteLine($"matmul: float32 {results["matmul_f32_gflops"]:F0} GFLOP/s, bfloat16 {results["matmul_bf16_gflops"]:F0} GFLOP/s ({results["threads"]} threads)");
+
+        var shapes = new List<(string Name, Gpt2Config Config, int Batch, int Block)>
+        {
+            ("demo-tiny", Pretraining.ConfigFor("tiny", "bytes"), 16, 128),
+        };
+        if (large)
+        {
+            shapes.Add(("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64));
+        }
+
+        var table = new Table().AddColumns("model", "parameters", "batch × seq", "train tokens/s", "ms/step", "MFU (vs f32 matmul)", "generate tokens/s");
+        foreach (var (name, config, batch, block) in shapes)
+        {
+            var (tokensPerSecond, msPerStep, parameters, mfu) = Train(config, batch, block, steps, peak);
+            var generation = Generate(config);
+            results[name] = new Dictionary<string, object>
+            {
+                ["parameters"] = parameters,
+                ["batch"] = batch,
+                ["sequence"] = block,
+                ["train_tokens_per_second"] = tokensPerSecond,
+                ["ms_per_step"] = msPerStep,
+                ["mfu"] = mfu,
+                ["generate_tokens_per_second"] = generation,
+            };
+            table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
+        }
+
+        if (log is not null)
+        {
+            Consoles.For(log).Write(table);
+        }
+
+        return results;
+    }
+
+    /// <summary>The best of five one-second runs of a 2048² matmul, after a warm-up: the machine's sustained rate.</summary>
+    private static double MatmulGflops(ScalarType dtype)
+    {
+        const int n = 2048;
+        using var a = randn(n, n).to(dtype);
+        using var b = randn(n, n).to(dtype);
+        var best = 0.0;
+        for (var round = 0; round < 6; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            var runs = 0;
+            while (watch.Elapsed.TotalSeconds < 1)
+            {
+                using var c = a.matmul(b);
+                runs++;
+            }
+
+            if (round > 0)
+            {
+                best = Math.Max(best, 2.0 * n * n * n * runs / watch.Elapsed.TotalSeconds / 1e9);
+            }
+        }
+
+        return best;
+    }
+
+    private static (double TokensPerSecond, double MsPerStep, long Parameters, double Mfu) Train(Gpt2Config config, int batch, int block, int steps, double peakFlops)
+    {
+        var random = new Random(1);
+        var tokens = new ArrayTokenSource(Enumerable.Range(0, 200_000).Select(_ => random.Next(config.VocabSize)).ToArray());
+        using var model = new Gpt2Model(config, seed: 1);
+        var spec = new TrainingSpec
+        {
+            Steps = steps + 2, BatchSize = batch, BlockSize = block, WarmupSteps = 1, EvalEvery = 1_000_000, CheckpointEvery = 1_000_000,
+            EarlyStoppingPatience = 0, EvalTokens = block + 1,
+        };
+        var watch = new Stopwatch();
+        TrainingLoop.Train(model, StrategySetup.Apply(model, spec), spec, tokens, new ArrayTokenSource(tokens.Read(block + 1)), new TrainingOptions
+        {
+            Progress = p =>
+            {
+                if (p.Step == 2)
+                {
+                    watch.Start();   // the first two steps warm up allocators and kernels
+                }
+            },
+        });
+        watch.Stop();
+        var tokensPerSecond = (double)steps * batch * block / watch.Elapsed.TotalSeconds;
+        var parameters = model.ParameterCount();
+        return (tokensPerSecond, watch.Elapsed.TotalMilliseconds / steps, parameters, 6.0 * parameters * tokensPerSecond / peakFlops);
+    }
+
+    private static double Generate(Gpt2Config config)
+    {
+        using var model = new Gpt2Model(config, seed: 1);
+        var options = new GenerationOptions { MaxNewTokens = 64, Temperature = 0 };
+        TextGenerator.Generate(model, [1, 2, 3, 4], options with { MaxNewTokens = 4 });
+        var watch = Stopwatch.StartNew();
+        var ids = TextGenerator.Generate(model, [1, 2, 3, 4], options);
+        return ids.Count / watch.Elapsed.TotalSeconds;
+    }
+
+    private static int[] Read(this ArrayTokenSource source, int count)
+    {
+        var buffer = new int[count];
+        source.Read(0, buffer);
+        return buffer;
+    }
+}
