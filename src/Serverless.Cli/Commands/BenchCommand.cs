@@ -57,9 +57,10 @@ internal static class BenchCommand
             shapes.Add(("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64));
         }
 
-        var table = new Table().AddColumns("model", "parameters", "batch × seq", "train tokens/s", "ms/step", "MFU (vs f32 matmul)", "generate tokens/s");
+        var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", "MFU (vs f32 matmul)", "generate tokens/s");
         foreach (var (name, config, batch, block) in shapes)
         {
+            var forward = Forward(config, batch, block);
             var (tokensPerSecond, msPerStep, parameters, mfu) = Train(config, batch, block, steps, peak);
             var generation = Generate(config);
             results[name] = new Dictionary<string, object>
@@ -67,12 +68,13 @@ internal static class BenchCommand
                 ["parameters"] = parameters,
                 ["batch"] = batch,
                 ["sequence"] = block,
+                ["forward_tokens_per_second"] = forward,
                 ["train_tokens_per_second"] = tokensPerSecond,
                 ["ms_per_step"] = msPerStep,
                 ["mfu"] = mfu,
                 ["generate_tokens_per_second"] = generation,
             };
-            table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
+            table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", forward.ToString("N0"), tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
         }
 
         if (log is not null)
@@ -134,6 +136,29 @@ internal static class BenchCommand
         var tokensPerSecond = (double)steps * batch * block / watch.Elapsed.TotalSeconds;
         var parameters = model.ParameterCount();
         return (tokensPerSecond, watch.Elapsed.TotalMilliseconds / steps, parameters, 6.0 * parameters * tokensPerSecond / peakFlops);
+    }
+
+    /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>
+    private static double Forward(Gpt2Config config, int batch, int block)
+    {
+        using var model = new Gpt2Model(config, seed: 1);
+        model.eval();
+        using var noGrad = no_grad();
+        using var ids = randint(0, config.VocabSize, [batch, block], dtype: ScalarType.Int64);
+        for (var i = 0; i < 2; i++)
+        {
+            using var warm = model.forward(ids);
+        }
+
+        var watch = Stopwatch.StartNew();
+        var runs = 0;
+        while (watch.Elapsed.TotalSeconds < 2 || runs < 3)
+        {
+            using var logits = model.forward(ids);
+            runs++;
+        }
+
+        return (double)runs * batch * block / watch.Elapsed.TotalSeconds;
     }
 
     private static double Generate(Gpt2Config config)
