@@ -22,6 +22,10 @@ public static class TuneCli
             DemoCommand.Create(),
             BenchCommand.Create(),
         };
+        foreach (var command in PipelineCommands.Create())
+        {
+            root.Subcommands.Add(command);
+        }
 
         try
         {

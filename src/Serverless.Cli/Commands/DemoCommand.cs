@@ -1,86 +1,208 @@
 using System.CommandLine;
 using System.Reflection;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serverless.Cli.Pipeline;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
 using Serverless.Model.FineTuning;
+using Serverless.Model.Generation;
+using Serverless.Model.Gpt2;
+using Serverless.Model.Tokenizers;
 using Serverless.Model.Training;
 
 namespace Serverless.Cli.Commands;
 
 /// <summary>
-/// <c>tune demo</c>: the whole transfer-learning story on one machine. Pre-trains a tiny byte-level base model on
-/// the shipped King James Bible (once; cached in <c>.tune/base-models/demo-base</c>), fine-tunes it on the shipped
-/// fortunes, and prints base / scratch / candidate perplexity and samples.
+/// <c>tune demo</c>: the whole product on one machine. Pre-trains a tiny byte-level base model on the shipped King
+/// James Bible (first run only; cached in <c>{home}/base-models/demo-base</c>), writes the demo's spec, drops the
+/// shipped fortunes into <c>{home}/datasets/demo/</c>, and runs the pipeline — Ingest, Prepare, Dispatch, Train,
+/// Evaluate, Publish — until <c>ModelPublished</c>; then prints the evaluation table, the event as a subscriber
+/// received it, and a sample from the published model.
 /// </summary>
 internal static class DemoCommand
 {
+    private const string Model = "demo";
+    private const string Subscription = "demo-command";
+    private static readonly JsonSerializerOptions Indented = new(CloudEvent.JsonOptions) { WriteIndented = true };
+
     public static Command Create()
     {
-        var home = new Option<string>("--home") { Description = "Working folder.", DefaultValueFactory = _ => ".tune" };
+        var home = PipelineCommands.Home();
         var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 150)." };
         var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 600)." };
-        var json = new Option<bool>("--json") { Description = "JSON lines of progress, then metrics.json's content." };
-        var command = new Command("demo", "Pre-train a tiny base model on the shipped Bible (first run only), fine-tune it on fortunes, and compare with training from scratch.")
+        var json = new Option<bool>("--json") { Description = "Print only the ModelPublished event as JSON." };
+        var command = new Command("demo", "Pre-train a tiny base model on the shipped Bible (first run only), then drop fortunes into the pipeline and follow it to a published model.")
         {
             home, steps, pretrainSteps, json,
         };
-        command.SetAction((parse, cancellation) =>
+        command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            var root = parse.GetValue(home)!;
-            var view = new ProgressView(writer, parse.GetValue(json));
-            var baseDirectory = Path.Combine(root, "base-models", "demo-base");
-            using var corpus = new CorpusFiles(Path.Combine(root, "demo-corpus"));
-            if (!File.Exists(Path.Combine(baseDirectory, "model.safetensors")))
+            var quiet = parse.GetValue(json);
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            var baseDirectory = Path.Combine(pipeline.Home, Containers.BaseModels, "demo-base");
+            if (await pipeline.Blobs.GetAsync(Containers.BaseModels, "demo-base/model.safetensors", cancellation) is null)
             {
-                if (!parse.GetValue(json))
+                if (!quiet)
                 {
                     writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about two minutes)…");
                 }
 
+                using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));
                 var bible = corpus.Write("kjv.txt", () => Resource("kjv.txt.gz"));
-                var pretrained = view.Run("pretrain", report => Pretraining.Run([bible], baseDirectory, "tiny", "bytes",
-                    PretrainCommand.DefaultSpec.WithSteps(parse.GetValue(pretrainSteps) ?? PretrainCommand.DefaultSpec.Steps),
-                    p => report("pretrain", p), cancellation));
-                if (!parse.GetValue(json))
+                var pretrained = new ProgressView(writer, quiet).Run("pretrain", report => Pretraining.Run([bible], baseDirectory, "tiny", "bytes",
+                    PretrainCommand.DefaultSpec.WithSteps(parse.GetValue(pretrainSteps) ?? PretrainCommand.DefaultSpec.Steps), p => report("pretrain", p), cancellation));
+                if (!quiet)
                 {
                     writer.WriteLine($"Base model: {pretrained.Parameters:N0} parameters, Bible validation perplexity {pretrained.Validation.Perplexity:F2}.");
                 }
             }
 
-            var fortunes = corpus.Write("fortunes.jsonl", () => Resource("fortunes.jsonl.gz"));
-            var spec = DemoSpec.WithSteps(parse.GetValue(steps) ?? DemoSpec.Steps);
-            var output = Path.Combine(root, "demo");
-            if (Directory.Exists(output))
+            // A subscriber of our own on model-events, created before the data lands, so it sees this run's event.
+            await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
+            var filter = new SubscriptionFilter(new Dictionary<string, IReadOnlyList<string>> { [MessageProperties.Model] = [Model] });
+            await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, Subscription, filter, cancellationToken: cancellation);
+            var entity = Entities.Subscription(Entities.ModelEvents, Subscription);
+            foreach (var stale in await pipeline.Bus.ReceiveAsync(entity, 1000, cancellation))
             {
-                Directory.Delete(output, recursive: true);
+                await pipeline.Bus.CompleteAsync(entity, stale, cancellation);
             }
 
-            var report = view.Run("finetune", progress => FineTuneJob.Run(new FineTuneRequest(baseDirectory, [fortunes], output, spec), progress, cancellation));
-            if (parse.GetValue(json))
+            var runs = 0;
+            await foreach (var _ in pipeline.Runtime.Jobs.ListAsync(Model, cancellation))
             {
-                writer.WriteLine(report.ToJson().ReplaceLineEndings(" "));
-                return Task.FromResult(0);
+                runs++;
             }
 
-            FinetuneCommand.PrintReport(writer, report, Path.Combine(output, FineTuneJob.CandidateDirectory));
-            foreach (var sample in report.Samples.Take(1))
+            await WriteAsync(pipeline, $"{Model}/{Containers.SpecFile}", Spec(parse.GetValue(steps), runs).ToJsonString(), cancellation);
+            await pipeline.Blobs.DeleteAsync(Containers.Datasets, $"{Model}/fortunes.jsonl", cancellationToken: cancellation);
+            await using (var fortunes = new System.IO.Compression.GZipStream(Resource("fortunes.jsonl.gz"), System.IO.Compression.CompressionMode.Decompress))
             {
-                writer.WriteLine();
-                writer.WriteLine($"Sample from the candidate, prompt \"{sample.Prompt.ReplaceLineEndings(" ")}\":");
-                writer.WriteLine(sample.Prompt + sample.Candidate);
+                await pipeline.Blobs.WriteAsync(Containers.Datasets, $"{Model}/fortunes.jsonl", fortunes, cancellationToken: cancellation);
             }
 
-            return Task.FromResult(0);
+            if (!quiet)
+            {
+                writer.WriteLine($"Dropped fortunes.jsonl into {Path.Combine(pipeline.Home, Containers.Datasets, Model)}/; following the pipeline…");
+            }
+
+            var started = DateTimeOffset.UtcNow.AddSeconds(-1);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            var running = pipeline.RunAsync(stop.Token);
+            CloudEvent? outcome = null;
+            var shown = new HashSet<string>();
+            while (outcome is null)
+            {
+                if (running.IsFaulted)
+                {
+                    await running;
+                }
+
+                cancellation.ThrowIfCancellationRequested();
+                foreach (var message in await pipeline.Bus.ReceiveAsync(entity, 10, cancellation))
+                {
+                    await pipeline.Bus.CompleteAsync(entity, message, cancellation);
+                    outcome ??= CloudEvent.Parse(message.Body);
+                }
+
+                await foreach (var job in pipeline.Runtime.Jobs.ListAsync(Model, cancellation))
+                {
+                    if (job.CreatedAt < started)
+                    {
+                        continue;
+                    }
+
+                    if (!quiet && shown.Add(Line(job)))
+                    {
+                        writer.WriteLine(Line(job));
+                    }
+
+                    if (job.State is JobState.Failed or JobState.Cancelled && outcome is null && (job.DatasetErrors is null || job.DatasetErrors.Count == 0))
+                    {
+                        await stop.CancelAsync();
+                        await running;
+                        throw new CliException($"job {job.JobId} {job.State.ToString().ToLowerInvariant()}: {job.Error} (see `tune jobs {job.JobId} --home {pipeline.Home}`)");
+                    }
+                }
+
+                if (outcome is null)
+                {
+                    await Task.Delay(500, cancellation);
+                }
+            }
+
+            await stop.CancelAsync();
+            await running;
+            return await ReportAsync(writer, pipeline, outcome, quiet, cancellation);
         });
         return command;
     }
 
-    /// <summary>The demo's fine-tuning recipe: full fine-tuning, short, evaluated often.</summary>
-    public static TrainingSpec DemoSpec { get; } = new()
+    private static string Line(JobDocument job) => job.State == JobState.Running && job.Progress is { } p
+        ? $"  job {job.JobId}: running — {p.Phase} step {p.Step}/{p.TotalSteps}, loss {p.Loss:F3}, {p.TokensPerSecond:N0} tokens/s"
+        : $"  job {job.JobId}: {job.State.ToString().ToLowerInvariant()}";
+
+    private static async Task<int> ReportAsync(TextWriter writer, EmbeddedPipeline pipeline, CloudEvent outcome, bool quiet, CancellationToken cancellation)
     {
-        Strategy = Strategies.Full, Steps = 150, BatchSize = 16, LearningRate = 1e-3, WarmupSteps = 10, EvalEvery = 25,
-        CheckpointEvery = 50, EarlyStoppingPatience = 3, ValidationFraction = 0.1, SampleTokens = 120,
-        SamplePrompts = ["Q: What is the meaning of life?\nA: ", "A fool "],
+        if (quiet)
+        {
+            writer.WriteLine(outcome.ToJson());
+            return outcome.Type == nameof(ModelPublished) ? 0 : 1;
+        }
+
+        if (outcome.Type != nameof(ModelPublished))
+        {
+            writer.WriteLine($"The pipeline ended with {outcome.Type}:");
+            writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
+            return 1;
+        }
+
+        var published = outcome.DataAs<ModelPublished>();
+        var job = (await pipeline.Runtime.Jobs.GetAsync(published.JobId, cancellation))!.Value.Job;
+        var report = FineTuneReport.FromJson(job.Metrics!.ToJsonString());
+        FinetuneCommand.PrintReport(writer, report, Path.Combine(pipeline.Home, published.Uri));
+        writer.WriteLine();
+        writer.WriteLine("The event, as a subscriber of model-events received it:");
+        writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
+
+        var directory = Path.Combine(pipeline.Home, "work", "demo-sample");
+        await pipeline.Runtime.Registry.DownloadVerifiedAsync(Model, published.Version, directory, cancellation);
+        using var model = Gpt2Model.FromPretrained(directory);
+        var tokenizer = TokenizerRegistry.Get(model.Config.TokenizerName);
+        const string prompt = "Q: What is the meaning of life?\nA: ";
+        var ids = TextGenerator.Generate(model, tokenizer.Encode(prompt), new GenerationOptions { MaxNewTokens = 160, Temperature = 0.8, TopK = 40, Seed = 7 });
+        writer.WriteLine();
+        writer.WriteLine($"A sample from {Model}@{published.Version} (`tune generate --model {Model}@champion` serves it too):");
+        writer.WriteLine(prompt + tokenizer.Decode(ids.Where(i => i != tokenizer.EndOfText)));
+        return 0;
+    }
+
+    /// <summary>The demo's spec: full fine-tuning, short, evaluated often; each run a new seed, so each run is a new job.</summary>
+    private static JsonObject Spec(int? steps, int run) => new()
+    {
+        ["baseModel"] = "demo-base",
+        ["debounceSeconds"] = 0.5,
+        ["gate"] = new JsonObject { ["minImprovementOverBase"] = 0.05, ["mustBeatChampion"] = false },
+        ["strategy"] = "full",
+        ["steps"] = steps ?? 150,
+        ["batchSize"] = 16,
+        ["learningRate"] = 1e-3,
+        ["warmupSteps"] = Math.Min(10, steps ?? 150),
+        ["evalEvery"] = 25,
+        ["evalTokens"] = 16384,
+        ["checkpointEvery"] = 50,
+        ["earlyStoppingPatience"] = 3,
+        ["seed"] = 1337 + run,
+        ["sampleTokens"] = 120,
+        ["samplePrompts"] = new JsonArray("Q: What is the meaning of life?\nA: ", "A fool "),
     };
+
+    private static Task<BlobItem> WriteAsync(EmbeddedPipeline pipeline, string name, string text, CancellationToken cancellation) =>
+        pipeline.Blobs.WriteAsync(Containers.Datasets, name, new MemoryStream(Encoding.UTF8.GetBytes(text)), cancellationToken: cancellation);
 
     private static Stream Resource(string name) =>
         Assembly.GetExecutingAssembly().GetManifestResourceStream("demo/" + name)

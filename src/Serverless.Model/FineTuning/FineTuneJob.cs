@@ -17,7 +17,12 @@ namespace Serverless.Model.FineTuning;
 /// <param name="OutputDirectory">Where shards, checkpoints and the candidate go.</param>
 /// <param name="Spec">The recipe.</param>
 /// <param name="Prepared">A directory with <c>train.bin</c>, <c>val.bin</c> and <c>manifest.json</c>; default <c>{out}/prepared</c>.</param>
-public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Data, string OutputDirectory, TrainingSpec Spec, string? Prepared = null);
+/// <param name="Champion">The registry's current champion model directory, scored beside the others when given.</param>
+public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Data, string OutputDirectory, TrainingSpec Spec, string? Prepared = null, string? Champion = null)
+{
+    /// <summary>Called with (phase, checkpoint directory) after each checkpoint, to copy it somewhere durable.</summary>
+    public Action<string, string>? CheckpointWritten { get; init; }
+}
 
 /// <summary>
 /// Runs a job end to end: prepare (validate, split, tokenize), score the base model zero-shot, train the candidate
@@ -49,6 +54,13 @@ public static class FineTuneJob
         EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, validation, Math.Min(blockSize, m.Config.NPositions), manifest.ValidationBytes);
 
         var baseScore = Score(baseModel);
+        EvaluationResult? championScore = null;
+        if (request.Champion is { } championDirectory)
+        {
+            using var champion = Gpt2Model.FromPretrained(championDirectory);
+            championScore = Score(champion);
+        }
+
         using var candidate = BuildCandidate(baseModel, request.BaseModel, spec, out var teacher);
         using (teacher)
         {
@@ -59,6 +71,7 @@ public static class FineTuneJob
                 Progress = progress is null ? null : p => progress("candidate", p),
                 Cancellation = cancellation,
                 Teacher = teacher,
+                CheckpointWritten = request.CheckpointWritten is { } candidateWritten ? dir => candidateWritten("candidate", dir) : null,
             });
             var candidateScore = Score(candidate);
 
@@ -76,6 +89,7 @@ public static class FineTuneJob
                     CheckpointDirectory = Path.Combine(output, "checkpoints", "scratch"),
                     Progress = progress is null ? null : p => progress("scratch", p),
                     Cancellation = cancellation,
+                    CheckpointWritten = request.CheckpointWritten is { } scratchWritten ? dir => scratchWritten("scratch", dir) : null,
                 });
                 scratchScore = Score(scratch);
             }
@@ -88,7 +102,10 @@ public static class FineTuneJob
                 scratchScore is null ? null : 1 - candidateScore.Perplexity / scratchScore.Perplexity,
                 Summary(spec.Strategy, candidate, trainable.Sum(p => p.Parameter.numel()), candidateResult),
                 scratchResult is null ? null : Summary(Strategies.Scratch, candidate, scratchTrainable, scratchResult, baseModel.ParameterCount()),
-                samples, spec);
+                samples, spec)
+            {
+                Champion = championScore is null ? null : ModelScore.From(championScore),
+            };
             WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec);
             return report;
         }

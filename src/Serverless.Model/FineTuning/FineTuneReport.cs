@@ -71,6 +71,10 @@ public sealed record FineTuneReport(
     [property: JsonPropertyName("samples")] IReadOnlyList<Sample> Samples,
     [property: JsonPropertyName("spec")] TrainingSpec Spec)
 {
+    /// <summary>The registry's champion at training time, scored on the same split; null when there was none.</summary>
+    [JsonPropertyName("champion")]
+    public ModelScore? Champion { get; init; }
+
     /// <summary>The schema identifier.</summary>
     public const string SchemaName = "serverless.metrics/v1";
 
@@ -92,6 +96,11 @@ public sealed record FineTuneReport(
         md.AppendLine("| model | loss (nats/token) | perplexity | bits/byte |");
         md.AppendLine("|---|---:|---:|---:|");
         Row("base (zero-shot)", Base);
+        if (Champion is not null)
+        {
+            Row("champion (registry)", Champion);
+        }
+
         if (Scratch is not null)
         {
             Row("scratch (same budget)", Scratch);

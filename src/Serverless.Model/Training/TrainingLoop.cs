@@ -19,6 +19,9 @@ public sealed record TrainingOptions
     /// <summary>Checked between steps; when cancelled, a checkpoint is written and <see cref="OperationCanceledException"/> thrown.</summary>
     public CancellationToken Cancellation { get; init; }
 
+    /// <summary>Called after each checkpoint is written, with the checkpoint directory (to copy it somewhere durable).</summary>
+    public Action<string>? CheckpointWritten { get; init; }
+
     /// <summary>For <c>distill</c>: the teacher, run without gradients.</summary>
     public Gpt2Model? Teacher { get; init; }
 }
@@ -68,7 +71,7 @@ public static class TrainingLoop
             {
                 if (options.Cancellation.IsCancellationRequested)
                 {
-                    SaveCheckpoint(options.CheckpointDirectory, state, model, optimizer, best);
+                    SaveCheckpoint(options, state, model, optimizer, best);
                     options.Cancellation.ThrowIfCancellationRequested();
                 }
 
@@ -96,7 +99,7 @@ public static class TrainingLoop
 
                 if (state.Step % spec.CheckpointEvery == 0 || stoppedEarly)
                 {
-                    SaveCheckpoint(options.CheckpointDirectory, state, model, optimizer, best);
+                    SaveCheckpoint(options, state, model, optimizer, best);
                 }
 
                 var rate = (state.Step - startStep) * tokensPerStep / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
@@ -204,9 +207,9 @@ public static class TrainingLoop
         return state;
     }
 
-    private static void SaveCheckpoint(string? root, CheckpointState state, Gpt2Model model, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
+    private static void SaveCheckpoint(TrainingOptions options, CheckpointState state, Gpt2Model model, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
     {
-        if (root is null)
+        if (options.CheckpointDirectory is not { } root)
         {
             return;
         }
@@ -217,6 +220,8 @@ public static class TrainingLoop
         {
             w.Dispose();
         }
+
+        options.CheckpointWritten?.Invoke(Path.Combine(root, Checkpoint.Latest));
     }
 
     private static List<(string Name, Tensor Tensor)> Snapshot(IReadOnlyList<(string Name, Parameter Parameter)> parameters)

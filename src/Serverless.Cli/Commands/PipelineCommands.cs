@@ -1,0 +1,327 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+using Serverless.Cli.Pipeline;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Spectre.Console;
+
+namespace Serverless.Cli.Commands;
+
+/// <summary>The commands over the embedded pipeline: up, submit, jobs, cancel, models, events, deadletters, and the hidden train-job.</summary>
+internal static class PipelineCommands
+{
+    private static readonly JsonSerializerOptions Indented = new(CloudEvent.JsonOptions) { WriteIndented = true };
+
+    public static Option<string> Home() => new("--home") { Description = "The embedded pipeline's folder (storage, broker, work).", DefaultValueFactory = _ => ".tune" };
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Up();
+        yield return Submit();
+        yield return Jobs();
+        yield return Cancel();
+        yield return Models();
+        yield return Events();
+        yield return DeadLetters();
+        yield return TrainJob();
+    }
+
+    private static Command Up()
+    {
+        var home = Home();
+        var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once.", DefaultValueFactory = _ => 1 };
+        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!, parse.GetValue(concurrency));
+            writer.WriteLine($"tune up: watching {Path.Combine(pipeline.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop.");
+            var run = pipeline.RunAsync(cancellation);
+            var shown = new Dictionary<string, string>();
+            while (!run.IsCompleted)
+            {
+                await foreach (var job in pipeline.Runtime.Jobs.ListAsync(cancellationToken: CancellationToken.None))
+                {
+                    var line = Describe(job);
+                    if (!shown.TryGetValue(job.JobId, out var previous) || previous != line)
+                    {
+                        shown[job.JobId] = line;
+                        writer.WriteLine($"{DateTimeOffset.Now:HH:mm:ss} {line}");
+                    }
+                }
+
+                await Task.WhenAny(run, Task.Delay(1000, CancellationToken.None));
+            }
+
+            await run;
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Describe(JobDocument job)
+    {
+        var progress = job.State == JobState.Running && job.Progress is { } p ? $" {p.Phase} {p.Step}/{p.TotalSteps} loss {p.Loss:F3}" : "";
+        var version = job.Version is { } v ? $" version {v}" : "";
+        var error = job.Error is { } e && JobStates.IsTerminal(job.State) ? $" — {e.Split('\n')[0]}" : "";
+        return $"{job.JobId} [{job.Model}] {job.State.ToString().ToLowerInvariant()}{progress}{version}{error}";
+    }
+
+    private static Command Submit()
+    {
+        var home = Home();
+        var file = new Argument<FileInfo>("file") { Description = "A dataset file (.txt or .jsonl)." };
+        var model = new Option<string>("--model") { Description = "The model name (folder under datasets/).", Required = true };
+        var spec = new Option<FileInfo?>("--spec") { Description = "A spec (tune.json) to store for the model first." };
+        var command = new Command("submit", "Put a dataset file (and optionally the model's spec) into the pipeline's storage; `tune up` picks it up.") { file, model, spec, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            var name = BlobNames.Model(parse.GetValue(model)!);
+            var source = parse.GetValue(file)!;
+            if (!source.Exists)
+            {
+                throw new CliException($"{source.FullName} does not exist.");
+            }
+
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            if (parse.GetValue(spec) is { } specFile)
+            {
+                var text = await File.ReadAllTextAsync(specFile.FullName, cancellation);
+                Serverless.Pipeline.Specs.PipelineSpec.Parse(text, specFile.Name);   // refuse a bad spec here, naming the field
+                await pipeline.Blobs.WriteAsync(Containers.Datasets, $"{name}/{Containers.SpecFile}", new MemoryStream(Encoding.UTF8.GetBytes(text)), cancellationToken: cancellation);
+            }
+
+            await using (var content = source.OpenRead())
+            {
+                await pipeline.Blobs.WriteAsync(Containers.Datasets, $"{name}/{BlobNames.Blob(source.Name)}", content, cancellationToken: cancellation);
+            }
+
+            writer.WriteLine($"Submitted {source.Name} to datasets/{name}/. With `tune up` running, the job appears in `tune jobs`.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Jobs()
+    {
+        var home = Home();
+        var id = new Argument<string?>("id") { Description = "A job id: show its whole document.", Arity = ArgumentArity.ZeroOrOne };
+        var command = new Command("jobs", "List jobs, or show one.") { id, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            if (parse.GetValue(id) is { } jobId)
+            {
+                var found = await pipeline.Runtime.Jobs.GetAsync(jobId, cancellation) ?? throw new CliException($"no job {jobId}.");
+                writer.WriteLine(JsonSerializer.Serialize(found.Job, Indented));
+                return 0;
+            }
+
+            var table = new Table().AddColumns("job", "model", "state", "attempts", "progress", "version", "created");
+            await foreach (var job in pipeline.Runtime.Jobs.ListAsync(cancellationToken: cancellation))
+            {
+                table.AddRow(Markup.Escape(job.JobId), Markup.Escape(job.Model), job.State.ToString().ToLowerInvariant(), job.Attempts.ToString(),
+                    job.Progress is { } p ? $"{p.Phase} {p.Step}/{p.TotalSteps}" : "", job.Version?.ToString() ?? "", job.CreatedAt.ToString("u"));
+            }
+
+            Consoles.For(writer).Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Cancel()
+    {
+        var home = Home();
+        var id = new Argument<string>("id") { Description = "The job id." };
+        var command = new Command("cancel", "Ask a job to stop: training stops at its next step with a checkpoint.") { id, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            var jobId = parse.GetValue(id)!;
+            if (await pipeline.Runtime.Jobs.GetAsync(jobId, cancellation) is null)
+            {
+                throw new CliException($"no job {jobId}.");
+            }
+
+            var now = DateTimeOffset.UtcNow;
+            var job = await pipeline.Runtime.Jobs.UpdateAsync(jobId, j => JobStates.IsTerminal(j.State) || j.State == JobState.Completed
+                ? null
+                : j.State == JobState.Preparing || (j.State == JobState.Dispatched && j.Execution is null)
+                    ? j.MoveTo(JobState.Cancelled, now, "cancelled before training started") with { CancelRequested = true }
+                    : j with { CancelRequested = true }, cancellation);
+            parse.InvocationConfiguration.Output.WriteLine($"{jobId}: {job.State.ToString().ToLowerInvariant()}{(job.CancelRequested && job.State != JobState.Cancelled ? ", cancel requested" : "")}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Models()
+    {
+        var home = Home();
+        var reference = new Argument<string?>("model") { Description = "NAME, NAME@version or NAME@alias.", Arity = ArgumentArity.ZeroOrOne };
+        var command = new Command("models", "List registry models, a model's versions, or one version's manifest.") { reference, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            var registry = pipeline.Runtime.Registry;
+            var argument = parse.GetValue(reference);
+            if (argument is null)
+            {
+                var names = new SortedSet<string>(StringComparer.Ordinal);
+                await foreach (var item in pipeline.Blobs.ListAsync(Containers.Registry, "", cancellation))
+                {
+                    if (item.Name.EndsWith("/index.json", StringComparison.Ordinal))
+                    {
+                        names.Add(item.Name[..item.Name.IndexOf('/', StringComparison.Ordinal)]);
+                    }
+                }
+
+                var table = new Table().AddColumns("model", "versions", "latest", "champion");
+                foreach (var name in names)
+                {
+                    var index = (await registry.ReadIndexAsync(name, cancellation))!.Value.Index;
+                    table.AddRow(name, index.Versions.Count(v => v.State == "ready").ToString(),
+                        index.Aliases.GetValueOrDefault("latest").ToString(), index.Aliases.GetValueOrDefault("champion").ToString());
+                }
+
+                Consoles.For(writer).Write(table);
+                return 0;
+            }
+
+            var at = argument.IndexOf('@', StringComparison.Ordinal);
+            var model = BlobNames.Model(at < 0 ? argument : argument[..at]);
+            if (at < 0)
+            {
+                var index = (await registry.ReadIndexAsync(model, cancellation))?.Index ?? throw new CliException($"the registry has no model '{model}'.");
+                var table = new Table().AddColumns("version", "state", "perplexity", "job", "created", "aliases");
+                foreach (var v in index.Versions)
+                {
+                    table.AddRow(v.Version.ToString(), v.State, v.Perplexity.ToString("F3"), Markup.Escape(v.JobId), v.CreatedAt.ToString("u"),
+                        string.Join(", ", index.Aliases.Where(a => a.Value == v.Version).Select(a => a.Key)));
+                }
+
+                Consoles.For(writer).Write(table);
+                return 0;
+            }
+
+            var version = await registry.FindVersionAsync(model, argument[(at + 1)..], cancellation)
+                ?? throw new CliException($"'{argument}' names no ready version.");
+            var manifest = await pipeline.Blobs.OpenReadAsync(Containers.Registry, $"{model}/{version}/manifest.json", cancellation)
+                ?? throw new CliException($"model-registry/{model}/{version}/ has no manifest.json.");
+            await using var content = manifest.Content;
+            using var reader = new StreamReader(content);
+            writer.WriteLine(await reader.ReadToEndAsync(cancellation));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Events()
+    {
+        var home = Home();
+        var model = new Option<string?>("--model") { Description = "Only this model's events." };
+        var follow = new Option<bool>("--follow") { Description = "Keep printing events as they arrive." };
+        var command = new Command("events", "Print model events (ModelPublished, ModelRejected, DatasetRejected) as CloudEvents JSON, from this command's own subscription on model-events.") { model, follow, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            var name = "cli-" + (parse.GetValue(model) is { } m ? BlobNames.Model(m) : "all");
+            var filter = parse.GetValue(model) is { } only
+                ? new SubscriptionFilter(new Dictionary<string, IReadOnlyList<string>> { [MessageProperties.Model] = [only] })
+                : SubscriptionFilter.All;
+            await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, name, filter, cancellationToken: cancellation);
+            var entity = Entities.Subscription(Entities.ModelEvents, name);
+            do
+            {
+                var messages = await pipeline.Bus.ReceiveAsync(entity, 50, cancellation);
+                foreach (var message in messages)
+                {
+                    writer.WriteLine(message.Body);
+                    await pipeline.Bus.CompleteAsync(entity, message, cancellation);
+                }
+
+                if (messages.Count == 0 && parse.GetValue(follow))
+                {
+                    try
+                    {
+                        await Task.Delay(500, cancellation);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                }
+                else if (messages.Count == 0)
+                {
+                    break;
+                }
+            }
+            while (!cancellation.IsCancellationRequested);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command DeadLetters()
+    {
+        var home = Home();
+        var requeue = new Option<bool>("--requeue") { Description = "Send them back to be handled again." };
+        var command = new Command("deadletters", "List messages that could not be handled, with the reason; --requeue sends them back.") { requeue, home };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
+            string[] entities =
+            [
+                Entities.FineTuneRequests,
+                Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription),
+                Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription),
+            ];
+            var table = new Table().AddColumns("entity", "message", "deliveries", "reason", "description");
+            var total = 0;
+            foreach (var entity in entities)
+            {
+                foreach (var dead in await pipeline.Bus.PeekDeadLettersAsync(entity, cancellationToken: cancellation))
+                {
+                    table.AddRow(Markup.Escape(entity), Markup.Escape(dead.MessageId), dead.DeliveryCount.ToString(), Markup.Escape(dead.Reason), Markup.Escape(dead.Description));
+                    total++;
+                }
+
+                if (parse.GetValue(requeue))
+                {
+                    await pipeline.Bus.RequeueDeadLettersAsync(entity, cancellation);
+                }
+            }
+
+            Consoles.For(writer).Write(table);
+            writer.WriteLine(parse.GetValue(requeue) ? $"{total} message(s) requeued." : $"{total} dead-lettered message(s).");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command TrainJob()
+    {
+        var home = Home();
+        var id = new Argument<string>("job") { Description = "The job id." };
+        var command = new Command("train-job", "The trainer: train and evaluate one job (started by the dispatcher).") { id, home };
+        command.Hidden = true;
+        command.SetAction(async (parse, cancellation) =>
+        {
+            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            var outcome = await pipeline.Runtime.Trainer.RunAsync(parse.GetValue(id)!, cancellation);
+            parse.InvocationConfiguration.Output.WriteLine(outcome);
+            return outcome == Serverless.Pipeline.Train.TrainerOutcome.Failed ? Serverless.Pipeline.Hosting.PipelineRuntime.ReportedFailureExitCode : 0;
+        });
+        return command;
+    }
+}

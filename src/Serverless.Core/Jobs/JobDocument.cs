@@ -1,0 +1,148 @@
+using System.Text.Json.Nodes;
+
+namespace Serverless.Core.Jobs;
+
+/// <summary>The states of a job. Terminal: <c>Published</c>, <c>Rejected</c>, <c>Failed</c>, <c>Cancelled</c>.</summary>
+public enum JobState
+{
+    /// <summary>Snapshot taken; validating and tokenizing.</summary>
+    Preparing,
+
+    /// <summary>A trainer was started (or is queued to start).</summary>
+    Dispatched,
+
+    /// <summary>The trainer is training.</summary>
+    Running,
+
+    /// <summary>Trained and evaluated; the Publish stage decides.</summary>
+    Completed,
+
+    /// <summary>Approved and in the registry.</summary>
+    Published,
+
+    /// <summary>Did not pass the gate.</summary>
+    Rejected,
+
+    /// <summary>Failed for good (bad data, bad spec, or out of retries).</summary>
+    Failed,
+
+    /// <summary>Cancelled on request, with a checkpoint.</summary>
+    Cancelled,
+}
+
+/// <summary>The allowed transitions: every job history is a path through these.</summary>
+public static class JobStates
+{
+    private static readonly Dictionary<JobState, JobState[]> Next = new()
+    {
+        [JobState.Preparing] = [JobState.Dispatched, JobState.Failed, JobState.Cancelled],
+        [JobState.Dispatched] = [JobState.Running, JobState.Failed, JobState.Cancelled, JobState.Dispatched],
+        [JobState.Running] = [JobState.Completed, JobState.Failed, JobState.Cancelled, JobState.Dispatched],
+        [JobState.Completed] = [JobState.Published, JobState.Rejected],
+        [JobState.Published] = [],
+        [JobState.Rejected] = [],
+        [JobState.Failed] = [],
+        [JobState.Cancelled] = [],
+    };
+
+    /// <summary>Whether a job in <paramref name="from"/> may move to <paramref name="to"/> (a retry moves Running back to Dispatched).</summary>
+    public static bool CanMove(JobState from, JobState to) => Next[from].Contains(to);
+
+    /// <summary>Whether the state is final.</summary>
+    public static bool IsTerminal(JobState state) => Next[state].Length == 0;
+}
+
+/// <summary>One file of a dataset snapshot.</summary>
+/// <param name="Name">The blob name (<c>datasets/{model}/x.jsonl</c>).</param>
+/// <param name="ETag">Its ETag when snapshotted.</param>
+/// <param name="Length">Bytes.</param>
+/// <param name="Sha256">Hex SHA-256 of its content.</param>
+public sealed record SnapshotFile(string Name, string ETag, long Length, string Sha256);
+
+/// <summary>A state change, with when and why.</summary>
+/// <param name="State">The new state.</param>
+/// <param name="At">When.</param>
+/// <param name="Note">Why, for people.</param>
+public sealed record JobTransition(JobState State, DateTimeOffset At, string? Note);
+
+/// <summary>The latest progress reported by the trainer.</summary>
+/// <param name="Phase"><c>candidate</c> or <c>scratch</c>.</param>
+/// <param name="Step">Steps done.</param>
+/// <param name="TotalSteps">Steps planned.</param>
+/// <param name="Loss">Last training loss.</param>
+/// <param name="TokensPerSecond">Throughput.</param>
+/// <param name="EtaSeconds">Seconds left in this phase.</param>
+/// <param name="At">When reported.</param>
+public sealed record JobProgress(string Phase, int Step, int TotalSteps, double Loss, double TokensPerSecond, double EtaSeconds, DateTimeOffset At);
+
+/// <summary>
+/// <c>jobs/{jobId}.json</c>: everything about one job. Every change is a conditional write on the blob's ETag
+/// (<see cref="JobStore"/>), so two writers can never both win.
+/// </summary>
+public sealed record JobDocument
+{
+    /// <summary>Deterministic: a hash of model, dataset snapshot, spec and trigger key.</summary>
+    public required string JobId { get; init; }
+
+    /// <summary>The model name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>What started it (<c>upload</c>, <c>schedule</c>, <c>submit</c>).</summary>
+    public required string Trigger { get; init; }
+
+    /// <summary>The trigger key that went into the id.</summary>
+    public required string TriggerKey { get; init; }
+
+    /// <summary>The spec as given (tune.json or submitted), fields as in the README.</summary>
+    public required JsonObject Spec { get; init; }
+
+    /// <summary>Every dataset file at the moment of the snapshot.</summary>
+    public required IReadOnlyList<SnapshotFile> Dataset { get; init; }
+
+    /// <summary>SHA-256 over the snapshot's names and hashes.</summary>
+    public required string DatasetHash { get; init; }
+
+    /// <summary>The current state.</summary>
+    public JobState State { get; init; } = JobState.Preparing;
+
+    /// <summary>Every transition, oldest first.</summary>
+    public IReadOnlyList<JobTransition> History { get; init; } = [];
+
+    /// <summary>Trainer runs started (retries add one).</summary>
+    public int Attempts { get; init; }
+
+    /// <summary>The dispatcher's name for the current trainer run.</summary>
+    public string? Execution { get; init; }
+
+    /// <summary>Latest progress.</summary>
+    public JobProgress? Progress { get; init; }
+
+    /// <summary>The candidate's metrics, once trained.</summary>
+    public JsonObject? Metrics { get; init; }
+
+    /// <summary>What went wrong, when failed or rejected.</summary>
+    public string? Error { get; init; }
+
+    /// <summary>Dataset problems, when the dataset was rejected.</summary>
+    public IReadOnlyList<Contracts.DatasetProblem>? DatasetErrors { get; init; }
+
+    /// <summary>Set by <c>tune cancel</c>; the trainer stops at its next step with a checkpoint.</summary>
+    public bool CancelRequested { get; init; }
+
+    /// <summary>The registry version, once published.</summary>
+    public int? Version { get; init; }
+
+    /// <summary>When the job was created.</summary>
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>This document moved to <paramref name="state"/> at <paramref name="at"/>; throws if the move is not allowed.</summary>
+    public JobDocument MoveTo(JobState state, DateTimeOffset at, string? note = null)
+    {
+        if (!JobStates.CanMove(State, state))
+        {
+            throw new InvalidOperationException($"Job {JobId} cannot move from {State} to {state}.");
+        }
+
+        return this with { State = state, History = [.. History, new JobTransition(state, at, note)] };
+    }
+}

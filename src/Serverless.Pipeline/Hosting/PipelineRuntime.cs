@@ -1,0 +1,138 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Pipeline.Dispatch;
+using Serverless.Pipeline.Ingest;
+using Serverless.Pipeline.JobStatus;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Prepare;
+using Serverless.Pipeline.Publish;
+using Serverless.Pipeline.Schedule;
+using Serverless.Pipeline.Specs;
+using Serverless.Pipeline.Train;
+
+namespace Serverless.Pipeline.Hosting;
+
+/// <summary>
+/// Every stage wired over a set of ports: what a host (<c>tune up</c>, the Service Bus worker, the trainer program)
+/// needs to run the stages it hosts. Knows no implementation of any port.
+/// </summary>
+public sealed class PipelineRuntime
+{
+    /// <summary>Wires the stages.</summary>
+    public PipelineRuntime(IBlobStore blobs, IMessageBus bus, IJobDispatcher dispatcher, TimeProvider clock, PipelineOptions options, ILoggerFactory? logging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Logging = logging ?? NullLoggerFactory.Instance;
+        Blobs = blobs;
+        Clock = clock;
+        Options = options;
+        Bus = new PipelineBus(bus, clock);
+        Jobs = new JobStore(blobs);
+        var files = new LocalFiles(blobs);
+        var specs = new SpecReader(blobs);
+        Registry = new ModelRegistry(blobs, files, clock);
+        var models = new ModelResolver(files, Registry, options);
+        var dispatch = new JobDispatch(Jobs, dispatcher, Bus, options, Logging.CreateLogger<JobDispatch>());
+        Ingest = new DatasetUploadedHandler(Bus, specs, Logging.CreateLogger<DatasetUploadedHandler>());
+        Prepare = new FineTuneRequestedHandler(blobs, Jobs, specs, models, files, dispatch, Bus, options, Logging.CreateLogger<FineTuneRequestedHandler>());
+        Publish = new TrainingEventsPublisherHandler(Jobs, Registry, Bus, options, Logging.CreateLogger<TrainingEventsPublisherHandler>());
+        Status = new TrainingEventsStatusHandler(Jobs, clock);
+        Schedule = new RetrainOnScheduleHandler(blobs, specs, Jobs, Bus, Logging.CreateLogger<RetrainOnScheduleHandler>());
+        Trainer = new JobTrainer(Jobs, models, Registry, files, Bus, options);
+    }
+
+    /// <summary>Blob storage.</summary>
+    public IBlobStore Blobs { get; }
+
+    /// <summary>The bus, with the pipeline's conventions.</summary>
+    public PipelineBus Bus { get; }
+
+    /// <summary>The clock.</summary>
+    public TimeProvider Clock { get; }
+
+    /// <summary>Settings.</summary>
+    public PipelineOptions Options { get; }
+
+    /// <summary>Loggers.</summary>
+    public ILoggerFactory Logging { get; }
+
+    /// <summary>Job documents.</summary>
+    public JobStore Jobs { get; }
+
+    /// <summary>The model registry.</summary>
+    public ModelRegistry Registry { get; }
+
+    /// <summary>Ingest.</summary>
+    public DatasetUploadedHandler Ingest { get; }
+
+    /// <summary>Prepare + Dispatch.</summary>
+    public FineTuneRequestedHandler Prepare { get; }
+
+    /// <summary>Publish.</summary>
+    public TrainingEventsPublisherHandler Publish { get; }
+
+    /// <summary>Job status.</summary>
+    public TrainingEventsStatusHandler Status { get; }
+
+    /// <summary>Schedule.</summary>
+    public RetrainOnScheduleHandler Schedule { get; }
+
+    /// <summary>Train + Evaluate.</summary>
+    public JobTrainer Trainer { get; }
+
+    /// <summary>The message pumps of the bus-triggered stages: Prepare+Dispatch, Publish, Job status.</summary>
+    public IReadOnlyList<MessagePump> Pumps() =>
+    [
+        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare")),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish")),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus")),
+    ];
+
+    /// <summary>Runs the bus-triggered stages and the schedule until cancelled.</summary>
+    public async Task RunStagesAsync(TimeSpan idle, CancellationToken cancellationToken)
+    {
+        await Bus.EnsureTopologyAsync(cancellationToken: cancellationToken);
+        var tasks = Pumps().Select(p => p.RunAsync(idle, cancellationToken)).ToList();
+        tasks.Add(RunScheduleAsync(cancellationToken));
+        await Task.WhenAll(tasks);
+    }
+
+    /// <summary>The trainer's exit code when it failed and published <c>TrainingFailed</c> itself.</summary>
+    public const int ReportedFailureExitCode = 2;
+
+    /// <summary>Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed).</summary>
+    public async Task TrainerExitedAsync(string jobId, int exitCode)
+    {
+        var found = await Jobs.GetAsync(jobId);
+        if (exitCode != ReportedFailureExitCode && found is { } current && current.Job.State is JobState.Dispatched or JobState.Running
+            && current.Job.Execution is not null)
+        {
+            await Bus.PublishAsync(Entities.TrainingEvents,
+                new TrainingFailed(current.Job.Model, jobId, $"the trainer exited with code {exitCode}", Retryable: true),
+                PipelineBus.StableId(jobId, nameof(TrainingFailed), current.Job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                "/serverless/dispatch");
+        }
+    }
+
+    private async Task RunScheduleAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Schedule.HandleAsync(Clock.GetUtcNow(), cancellationToken);
+                var now = Clock.GetUtcNow();
+                var nextMinute = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, now.Minute, 0, TimeSpan.Zero).AddMinutes(1);
+                await Task.Delay(nextMinute - now + TimeSpan.FromMilliseconds(50), Clock, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+namespace Serverless.Pipeline.Messaging;
+
+/// <summary>Settings of the stages.</summary>
+public sealed record PipelineOptions
+{
+    /// <summary>A local folder for downloaded models, datasets and the trainer's working files.</summary>
+    public required string WorkDirectory { get; init; }
+
+    /// <summary>Trainers allowed at once; extra jobs wait their turn. <value>1</value>.</summary>
+    public int MaxConcurrentJobs { get; init; } = 1;
+
+    /// <summary>How long a job waits before trying again to find a free trainer. <value>3 s</value>.</summary>
+    public TimeSpan DispatchRetryDelay { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Most time between two progress events. <value>3 s</value>.</summary>
+    public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>First retry delay after a retryable failure; doubles each attempt. <value>2 s</value>.</summary>
+    public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromSeconds(2);
+}

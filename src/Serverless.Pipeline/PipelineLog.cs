@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Logging;
+
+namespace Serverless.Pipeline;
+
+/// <summary>Every log line of the stages, as source-generated message templates.</summary>
+internal static partial class PipelineLog
+{
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Ignoring {Blob}: {Reason}")]
+    public static partial void IgnoringBlob(this ILogger logger, string blob, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dataset {Blob} queued a fine-tune request for {Model} (new: {Sent})")]
+    public static partial void DatasetQueued(this ILogger logger, string blob, string model, bool sent);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} for {Model} already exists; request {Trigger} completed without work")]
+    public static partial void JobExists(this ILogger logger, string jobId, string model, string trigger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} for {Model} rejected: {Reason}")]
+    public static partial void JobRejectedInput(this ILogger logger, string jobId, string model, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} for {Model} prepared: {TrainTokens} training and {ValidationTokens} validation tokens")]
+    public static partial void JobPrepared(this ILogger logger, string jobId, string model, long trainTokens, long validationTokens);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} dispatched as {Execution} (attempt {Attempt})")]
+    public static partial void JobDispatched(this ILogger logger, string jobId, string execution, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits: {Running} trainers running, at most {Max}")]
+    public static partial void JobWaits(this ILogger logger, string jobId, int running, int max);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId}: {Model} version {Version} published")]
+    public static partial void Published(this ILogger logger, string jobId, string model, int version);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId}: {Model} candidate rejected: {Reasons}")]
+    public static partial void Rejected(this ILogger logger, string jobId, string model, string reasons);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} failed (attempt {Attempt}, retryable {Retryable}): {Error}")]
+    public static partial void TrainingFailed(this ILogger logger, string jobId, int attempt, bool retryable, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Schedule: {Model} is due at {Occurrence} (queued: {Queued})")]
+    public static partial void ScheduleDue(this ILogger logger, string model, DateTimeOffset occurrence, bool queued);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Handling {MessageId} from {Entity} failed (delivery {Delivery})")]
+    public static partial void HandlerFailed(this ILogger logger, Exception exception, string messageId, string entity, int delivery);
+}

@@ -1,0 +1,173 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Model;
+using Serverless.Model.Data;
+using Serverless.Model.Tokenizers;
+using Serverless.Model.Training;
+using Serverless.Pipeline.Dispatch;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Specs;
+
+namespace Serverless.Pipeline.Prepare;
+
+/// <summary>
+/// Prepare (then Dispatch): snapshots <c>datasets/{model}/</c>, derives the job id from (model, snapshot, spec,
+/// trigger key) — so a repeated request finds its job and stops — validates every file (all errors, with file and
+/// line, go into the job document and a <see cref="DatasetRejected"/> event), tokenizes with the base model's
+/// tokenizer, writes <c>prepared/{jobId}/</c>, and hands the job to <see cref="JobDispatch"/>.
+/// </summary>
+public sealed class FineTuneRequestedHandler(
+    IBlobStore blobs, JobStore jobs, SpecReader specs, ModelResolver models, LocalFiles files, JobDispatch dispatch,
+    PipelineBus bus, PipelineOptions options, ILogger<FineTuneRequestedHandler> logger)
+{
+    private const string Source = "/serverless/prepare";
+
+    /// <summary>Handles one request; returns the job id it concerned (null when the model has no data).</summary>
+    public async Task<string?> HandleAsync(FineTuneRequested request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.JobId is { } continuing)
+        {
+            await dispatch.TryDispatchAsync(continuing, cancellationToken);
+            return continuing;
+        }
+
+        var model = BlobNames.Model(request.Model);
+        var snapshot = await SnapshotAsync(model, cancellationToken);
+        if (snapshot.Count == 0)
+        {
+            return null;
+        }
+
+        PipelineSpec? spec = null;
+        SpecException? specError = null;
+        try
+        {
+            spec = await specs.ReadAsync(model, request.Spec, cancellationToken);
+        }
+        catch (SpecException e)
+        {
+            specError = e;
+        }
+
+        var datasetHash = PipelineBus.StableId([.. snapshot.Select(f => $"{f.Name}:{f.Sha256}")]);
+        var specHash = spec?.Hash ?? PipelineBus.StableId(specError!.Message);
+        var jobId = $"{model}-{PipelineBus.StableId(model, datasetHash, specHash, request.TriggerKey)[..12]}";
+        if (await jobs.GetAsync(jobId, cancellationToken) is { } existing)
+        {
+            logger.JobExists(jobId, model, request.Trigger);
+            if (existing.Job.State == JobState.Preparing && existing.Job.Execution is null
+                && await blobs.GetAsync(Containers.Prepared, $"{jobId}/manifest.json", cancellationToken) is not null)
+            {
+                await dispatch.TryDispatchAsync(jobId, cancellationToken);   // prepared before a crash, never dispatched
+            }
+
+            return jobId;
+        }
+
+        var now = bus.Clock.GetUtcNow();
+        var job = new JobDocument
+        {
+            JobId = jobId, Model = model, Trigger = request.Trigger, TriggerKey = request.TriggerKey,
+            Spec = spec?.Source ?? request.Spec ?? [], Dataset = snapshot, DatasetHash = datasetHash, CreatedAt = now,
+            History = [new JobTransition(JobState.Preparing, now, $"requested by {request.Trigger}")],
+        };
+        if (!await jobs.TryCreateAsync(job, cancellationToken))
+        {
+            return jobId;
+        }
+
+        if (specError is not null)
+        {
+            await RejectAsync(job, [.. specError.Problems.Select(p => new DatasetProblem($"{model}/{Containers.SpecFile}", null, p.Split(':')[0], p))], specError.Message, cancellationToken);
+            return jobId;
+        }
+
+        var baseModel = await models.ResolveAsync(spec!.BaseModel, cancellationToken);
+        if (baseModel is null)
+        {
+            var message = $"base model '{spec.BaseModel}' was not found (a name under base-models/, or model@alias in the registry).";
+            await RejectAsync(job, [new DatasetProblem($"{model}/{Containers.SpecFile}", null, "baseModel", message)], message, cancellationToken);
+            return jobId;
+        }
+
+        var work = Path.Combine(options.WorkDirectory, "prepare", jobId);
+        try
+        {
+            var local = new List<string>();
+            foreach (var file in snapshot)
+            {
+                var path = Path.Combine(work, "data", file.Name[(model.Length + 1)..]);
+                await files.DownloadAsync(Containers.Datasets, file.Name, path, cancellationToken);
+                local.Add(path);
+            }
+
+            var preparer = new DatasetPreparer(new DatasetReader(), TokenizerRegistry.Get(ModelResolver.TokenizerOf(baseModel)),
+                new DocumentSplit(spec.Training.Seed, spec.Training.ValidationFraction));
+            PreparedDataset prepared;
+            try
+            {
+                prepared = preparer.Prepare(local, Path.Combine(work, "shards"));
+            }
+            catch (DatasetValidationException e)
+            {
+                var problems = e.Errors.Items.Select(x => new DatasetProblem(x.File, x.Line, x.Field, x.Message)).ToList();
+                await RejectAsync(job, problems, e.Message, cancellationToken, e.Errors.Total);
+                return jobId;
+            }
+
+            await File.WriteAllTextAsync(Path.Combine(work, "shards", "manifest.json"), System.Text.Json.JsonSerializer.Serialize(prepared), cancellationToken);
+            await files.UploadDirectoryAsync(Path.Combine(work, "shards"), Containers.Prepared, $"{jobId}/", last: "manifest.json", cancellationToken);
+            logger.JobPrepared(jobId, model, prepared.TrainTokens, prepared.ValidationTokens);
+        }
+        finally
+        {
+            if (Directory.Exists(work))
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+
+        await dispatch.TryDispatchAsync(jobId, cancellationToken);
+        return jobId;
+    }
+
+    private async Task<List<SnapshotFile>> SnapshotAsync(string model, CancellationToken cancellationToken)
+    {
+        var snapshot = new List<SnapshotFile>();
+        await foreach (var item in blobs.ListAsync(Containers.Datasets, model + "/", cancellationToken))
+        {
+            var relative = item.Name[(model.Length + 1)..];
+            if (relative == Containers.SpecFile || relative.Contains('/', StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var opened = await blobs.OpenReadAsync(Containers.Datasets, item.Name, cancellationToken);
+            if (opened is null)
+            {
+                continue;
+            }
+
+            await using var content = opened.Value.Content;
+            var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(content, cancellationToken));
+            snapshot.Add(new SnapshotFile(item.Name, opened.Value.Item.ETag, opened.Value.Item.Length, sha));
+        }
+
+        return snapshot;
+    }
+
+    private async Task RejectAsync(JobDocument job, List<DatasetProblem> problems, string error, CancellationToken cancellationToken, int? total = null)
+    {
+        logger.JobRejectedInput(job.JobId, job.Model, error);
+        await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Preparing
+            ? j.MoveTo(JobState.Failed, bus.Clock.GetUtcNow(), "dataset or spec rejected") with { Error = error, DatasetErrors = problems }
+            : null, cancellationToken);
+        await bus.PublishAsync(Entities.ModelEvents, new DatasetRejected(job.Model, job.JobId, problems, total ?? problems.Count),
+            PipelineBus.StableId(job.JobId, nameof(DatasetRejected)), Source, cancellationToken);
+    }
+}

@@ -1,0 +1,195 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serverless.Core.Contracts;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
+
+namespace Serverless.Pipeline.Publish;
+
+/// <summary>What publishing produced.</summary>
+/// <param name="Version">The version number.</param>
+/// <param name="Files">File name → SHA-256.</param>
+/// <param name="Aliases">Aliases pointing at this version.</param>
+public sealed record PublishedVersion(int Version, IReadOnlyDictionary<string, string> Files, IReadOnlyList<string> Aliases);
+
+/// <summary>
+/// The model registry in blob storage. A version is claimed in <c>index.json</c> first (conditional write), then its
+/// files are copied (never overwritten), then <c>manifest.json</c> (SHA-256 of every file, lineage) and the model card
+/// are written, then the index marks it ready and moves the aliases — each step idempotent, so a publish interrupted
+/// anywhere and repeated ends with exactly one version per job, and racing publishers get distinct versions.
+/// </summary>
+public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvider clock)
+{
+    private static readonly JsonSerializerOptions Json = new(CloudEvent.JsonOptions) { WriteIndented = true };
+
+    /// <summary>The files of a candidate that go into a version.</summary>
+    public static IReadOnlyList<string> VersionFiles { get; } = ["config.json", "model.safetensors", "metrics.json", "report.md", "loss.png"];
+
+    /// <summary>Reads the index, or null when the model has none.</summary>
+    public async Task<(RegistryIndex Index, string ETag)?> ReadIndexAsync(string model, CancellationToken cancellationToken = default)
+    {
+        var opened = await blobs.OpenReadAsync(Containers.Registry, $"{model}/index.json", cancellationToken);
+        if (opened is null)
+        {
+            return null;
+        }
+
+        await using var content = opened.Value.Content;
+        var index = await JsonSerializer.DeserializeAsync<RegistryIndex>(content, Json, cancellationToken) ?? throw new InvalidDataException($"model-registry/{model}/index.json is empty.");
+        return (index, opened.Value.Item.ETag);
+    }
+
+    /// <summary>The ready version an alias (<c>latest</c>, <c>champion</c>) or number names, or null.</summary>
+    public async Task<int?> FindVersionAsync(string model, string selector, CancellationToken cancellationToken = default)
+    {
+        if (await ReadIndexAsync(model, cancellationToken) is not { } found)
+        {
+            return null;
+        }
+
+        var ready = found.Index.Versions.Where(v => v.State == "ready").Select(v => v.Version).ToHashSet();
+        if (int.TryParse(selector, out var number))
+        {
+            return ready.Contains(number) ? number : null;
+        }
+
+        return found.Index.Aliases.TryGetValue(selector, out var aliased) && ready.Contains(aliased) ? aliased : null;
+    }
+
+    /// <summary>Publishes the candidate under <paramref name="candidatePrefix"/> (in <c>checkpoints</c>) as a new version, or finishes the job's version if one was already claimed.</summary>
+    public async Task<PublishedVersion> PublishAsync(string model, string jobId, string candidatePrefix, double perplexity, JsonObject lineage, string modelCard, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(lineage);
+        var version = await ClaimAsync(model, jobId, perplexity, cancellationToken);
+        var prefix = $"{model}/{version}/";
+        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in VersionFiles)
+        {
+            var target = prefix + file;
+            if (await blobs.GetAsync(Containers.Registry, target, cancellationToken) is null)
+            {
+                var opened = await blobs.OpenReadAsync(Containers.Checkpoints, candidatePrefix + file, cancellationToken)
+                    ?? throw new InvalidOperationException($"The candidate of job {jobId} has no {file} under checkpoints/{candidatePrefix}.");
+                await using var content = opened.Content;
+                try
+                {
+                    await blobs.WriteAsync(Containers.Registry, target, content, BlobCondition.NotExists, cancellationToken);
+                }
+                catch (BlobConflictException)
+                {
+                    // Another attempt copied it first: versions are immutable, keep theirs.
+                }
+            }
+
+            hashes[file] = (await files.Sha256Async(Containers.Registry, target, cancellationToken))!;
+        }
+
+        await WriteOnceAsync(prefix + "README.md", modelCard, cancellationToken);
+        hashes["README.md"] = (await files.Sha256Async(Containers.Registry, prefix + "README.md", cancellationToken))!;
+        var manifest = new JsonObject
+        {
+            ["model"] = model,
+            ["version"] = version,
+            ["files"] = new JsonObject(hashes.Select(h => KeyValuePair.Create(h.Key, (JsonNode?)h.Value))),
+            ["lineage"] = lineage.DeepClone(),
+        };
+        await WriteOnceAsync(prefix + "manifest.json", manifest.ToJsonString(Json), cancellationToken);
+        var aliases = await MarkReadyAsync(model, version, perplexity, cancellationToken);
+        return new PublishedVersion(version, hashes, aliases);
+    }
+
+    /// <summary>Downloads a version after checking every file against its manifest; throws <see cref="InvalidDataException"/> on any mismatch.</summary>
+    public async Task DownloadVerifiedAsync(string model, int version, string directory, CancellationToken cancellationToken = default)
+    {
+        var prefix = $"{model}/{version}/";
+        var manifestPath = Path.Combine(directory, "manifest.json");
+        if (!await files.DownloadAsync(Containers.Registry, prefix + "manifest.json", manifestPath, cancellationToken))
+        {
+            throw new InvalidDataException($"model-registry/{prefix} has no manifest.json.");
+        }
+
+        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath, cancellationToken))!["files"]!.AsObject();
+        foreach (var file in new[] { "config.json", "model.safetensors" })
+        {
+            var local = Path.Combine(directory, file);
+            await files.DownloadAsync(Containers.Registry, prefix + file, local, cancellationToken);
+            await using var stream = File.OpenRead(local);
+            var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
+            var expected = manifest[file]?.GetValue<string>();
+            if (actual != expected)
+            {
+                throw new InvalidDataException($"model-registry/{prefix}{file} does not match its manifest (SHA-256 {actual}, manifest says {expected}); refusing to use it.");
+            }
+        }
+    }
+
+    private async Task<int> ClaimAsync(string model, string jobId, double perplexity, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var found = await ReadIndexAsync(model, cancellationToken);
+            var index = found?.Index ?? new RegistryIndex(model, [], new Dictionary<string, int>());
+            if (index.Versions.FirstOrDefault(v => v.JobId == jobId) is { } existing)
+            {
+                return existing.Version;
+            }
+
+            var version = index.Versions.Count == 0 ? 1 : index.Versions.Max(v => v.Version) + 1;
+            var claimed = index with { Versions = [.. index.Versions, new RegistryVersion(version, jobId, "pending", clock.GetUtcNow(), perplexity)] };
+            if (await TryWriteIndexAsync(model, claimed, found?.ETag, cancellationToken))
+            {
+                return version;
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<string>> MarkReadyAsync(string model, int version, double perplexity, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var (index, etag) = (await ReadIndexAsync(model, cancellationToken))!.Value;
+            var versions = index.Versions.Select(v => v.Version == version ? v with { State = "ready" } : v).ToList();
+            var ready = versions.Where(v => v.State == "ready").ToList();
+            var aliases = new Dictionary<string, int>(index.Aliases) { ["latest"] = ready.Max(v => v.Version) };
+            var champion = index.Aliases.TryGetValue("champion", out var c) ? versions.FirstOrDefault(v => v.Version == c) : null;
+            if (champion is null || perplexity < champion.Perplexity || champion.Version == version)
+            {
+                aliases["champion"] = version;
+            }
+
+            if (await TryWriteIndexAsync(model, index with { Versions = versions, Aliases = aliases }, etag, cancellationToken))
+            {
+                return aliases.Where(a => a.Value == version).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
+            }
+        }
+    }
+
+    private async Task<bool> TryWriteIndexAsync(string model, RegistryIndex index, string? etag, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var content = new MemoryStream(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(index, Json)));
+            await blobs.WriteAsync(Containers.Registry, $"{model}/index.json", content, etag is null ? BlobCondition.NotExists : BlobCondition.Match(etag), cancellationToken);
+            return true;
+        }
+        catch (BlobConflictException)
+        {
+            return false;
+        }
+    }
+
+    private async Task WriteOnceAsync(string name, string text, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await blobs.WriteAsync(Containers.Registry, name, new MemoryStream(Encoding.UTF8.GetBytes(text)), BlobCondition.NotExists, cancellationToken);
+        }
+        catch (BlobConflictException)
+        {
+            // Written by an earlier attempt; versions are immutable.
+        }
+    }
+}

@@ -1,0 +1,136 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Model.FineTuning;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Specs;
+
+namespace Serverless.Pipeline.Publish;
+
+/// <summary>
+/// Publish (subscription <c>training-events/publisher</c>): on <c>TrainingCompleted</c>, applies the spec's gate;
+/// approved candidates become the next registry version (<see cref="ModelRegistry"/>) and a <c>ModelPublished</c>
+/// event, rejected ones a <c>ModelRejected</c> with the numbers that failed. On <c>TrainingFailed</c>, retries from
+/// the checkpoint with backoff while attempts remain, else fails the job. Redelivered events change nothing twice:
+/// a job yields at most one version, and its events carry stable ids.
+/// </summary>
+public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry registry, PipelineBus bus, PipelineOptions options, ILogger<TrainingEventsPublisherHandler> logger)
+{
+    private const string Source = "/serverless/publish";
+
+    /// <summary>Handles one training event.</summary>
+    public Task HandleAsync(CloudEvent e, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return e.Type switch
+        {
+            nameof(TrainingCompleted) => CompletedAsync(e.DataAs<TrainingCompleted>(), cancellationToken),
+            nameof(TrainingFailed) => FailedAsync(e.DataAs<TrainingFailed>(), cancellationToken),
+            _ => Task.CompletedTask,
+        };
+    }
+
+    private async Task CompletedAsync(TrainingCompleted completed, CancellationToken cancellationToken)
+    {
+        var job = (await jobs.GetAsync(completed.JobId, cancellationToken))?.Job
+            ?? throw new InvalidDataException($"TrainingCompleted names job {completed.JobId}, which does not exist.");
+        if (job.State is JobState.Rejected or JobState.Failed or JobState.Cancelled)
+        {
+            return;
+        }
+
+        var report = FineTuneReport.FromJson(completed.Metrics.ToJsonString());
+        var spec = PipelineSpec.Parse(job.Spec, $"job {job.JobId} spec");
+        var perplexity = new Dictionary<string, double?>
+        {
+            ["candidate"] = report.Candidate.Perplexity,
+            ["base"] = report.Base.Perplexity,
+            ["scratch"] = report.Scratch?.Perplexity,
+            ["champion"] = report.Champion?.Perplexity,
+        };
+
+        var reasons = new List<string>();
+        var required = report.Base.Perplexity * (1 - spec.Gate.MinImprovementOverBase);
+        if (report.Candidate.Perplexity > required)
+        {
+            reasons.Add($"candidate perplexity {report.Candidate.Perplexity:F3} is not at or below {required:F3} (base {report.Base.Perplexity:F3} improved by minImprovementOverBase {spec.Gate.MinImprovementOverBase:P1})");
+        }
+
+        if (spec.Gate.MustBeatChampion && report.Champion is { } champion && report.Candidate.Perplexity >= champion.Perplexity)
+        {
+            reasons.Add($"candidate perplexity {report.Candidate.Perplexity:F3} does not beat the champion's {champion.Perplexity:F3}");
+        }
+
+        var now = bus.Clock.GetUtcNow();
+        await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Running
+            ? j.MoveTo(JobState.Completed, now, "trained and evaluated") with { Metrics = completed.Metrics, Execution = null }
+            : null, cancellationToken);
+
+        if (reasons.Count > 0 && job.State != JobState.Published)
+        {
+            var joined = string.Join("; ", reasons);
+            await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Completed
+                ? j.MoveTo(JobState.Rejected, now, "gate not passed") with { Error = joined }
+                : null, cancellationToken);
+            await bus.PublishAsync(Entities.ModelEvents, new ModelRejected(job.Model, job.JobId, reasons, perplexity),
+                PipelineBus.StableId(job.JobId, nameof(ModelRejected)), Source, cancellationToken);
+            logger.Rejected(job.JobId, job.Model, joined);
+            return;
+        }
+
+        var lineage = new JsonObject
+        {
+            ["job"] = job.JobId,
+            ["trigger"] = job.Trigger,
+            ["base_model"] = spec.BaseModel,
+            ["dataset"] = new JsonArray([.. job.Dataset.Select(f => (JsonNode)new JsonObject { ["name"] = f.Name, ["sha256"] = f.Sha256, ["length"] = f.Length })]),
+            ["dataset_hash"] = job.DatasetHash,
+            ["spec"] = job.Spec.DeepClone(),
+        };
+        var published = await registry.PublishAsync(job.Model, job.JobId, completed.CandidatePath, report.Candidate.Perplexity, lineage,
+            ModelCard.Render(job, spec, report), cancellationToken);
+        await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Completed
+            ? j.MoveTo(JobState.Published, now, $"version {published.Version}") with { Version = published.Version }
+            : null, cancellationToken);
+        await bus.PublishAsync(Entities.ModelEvents,
+            new ModelPublished(job.Model, published.Version, job.JobId, $"{Containers.Registry}/{job.Model}/{published.Version}/", published.Files, perplexity, published.Aliases),
+            PipelineBus.StableId(job.JobId, nameof(ModelPublished)), Source, cancellationToken);
+        logger.Published(job.JobId, job.Model, published.Version);
+    }
+
+    private async Task FailedAsync(TrainingFailed failed, CancellationToken cancellationToken)
+    {
+        var found = await jobs.GetAsync(failed.JobId, cancellationToken);
+        if (found is not { } current || JobStates.IsTerminal(current.Job.State) || current.Job.State == JobState.Completed)
+        {
+            return;
+        }
+
+        var spec = PipelineSpec.Parse(current.Job.Spec, $"job {failed.JobId} spec");
+        var now = bus.Clock.GetUtcNow();
+        var retry = false;
+        var job = await jobs.UpdateAsync(failed.JobId, j =>
+        {
+            retry = failed.Retryable && j.Attempts < spec.MaxAttempts && !j.CancelRequested;
+            // Only a live run can fail; a job already waiting for its retry ignores a second report of the same failure.
+            if (j.State is not (JobState.Running or JobState.Dispatched) || j.Execution is null)
+            {
+                retry = false;
+                return null;
+            }
+
+            return retry
+                ? j.MoveTo(JobState.Dispatched, now, $"attempt {j.Attempts} failed, retrying: {failed.Error}") with { Execution = null, Error = failed.Error }
+                : j.MoveTo(JobState.Failed, now, failed.Error) with { Execution = null, Error = failed.Error };
+        }, cancellationToken);
+        logger.TrainingFailed(failed.JobId, job.Attempts, failed.Retryable, failed.Error);
+        if (retry)
+        {
+            var delay = options.RetryBackoff * Math.Pow(2, Math.Max(0, job.Attempts - 1));
+            await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: job.JobId),
+                PipelineBus.StableId(job.JobId, "retry", job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), now + delay, cancellationToken);
+        }
+    }
+}

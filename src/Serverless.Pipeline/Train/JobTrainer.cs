@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Model;
+using Serverless.Model.Data;
+using Serverless.Model.FineTuning;
+using Serverless.Model.Training;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Prepare;
+using Serverless.Pipeline.Publish;
+using Serverless.Pipeline.Specs;
+
+namespace Serverless.Pipeline.Train;
+
+/// <summary>How a trainer run ended.</summary>
+public enum TrainerOutcome
+{
+    /// <summary>Trained, evaluated, candidate written, <c>TrainingCompleted</c> published.</summary>
+    Completed,
+
+    /// <summary>Stopped on request with a checkpoint; the job is <c>cancelled</c>.</summary>
+    Cancelled,
+
+    /// <summary><c>TrainingFailed</c> published.</summary>
+    Failed,
+
+    /// <summary>Nothing to do (the job is already past training).</summary>
+    Skipped,
+}
+
+/// <summary>
+/// Train + Evaluate, as the trainer program runs it for one job: resume from the job's checkpoints when present,
+/// train with the spec's strategy, evaluate base / champion / candidate / scratch, write
+/// <c>checkpoints/{jobId}/candidate/</c>, and publish <c>TrainingStarted</c>, throttled <c>TrainingProgress</c>, then
+/// <c>TrainingCompleted</c> or <c>TrainingFailed</c> (saying whether a retry can help). Checkpoints are copied to
+/// <c>checkpoints/{jobId}/{phase}/step-{n}/</c> with a <c>latest.json</c> pointer written last. A cancel requested
+/// on the job document stops training at the next step, with a checkpoint.
+/// </summary>
+public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistry registry, LocalFiles files, PipelineBus bus, PipelineOptions options)
+{
+    private const string Source = "/serverless/train";
+
+    /// <summary>Runs the job to an outcome. Never throws for a job-level failure: it publishes <c>TrainingFailed</c>.</summary>
+    public async Task<TrainerOutcome> RunAsync(string jobId, CancellationToken cancellationToken = default)
+    {
+        var found = await jobs.GetAsync(jobId, cancellationToken) ?? throw new InvalidOperationException($"Job {jobId} does not exist.");
+        var job = found.Job;
+        if (job.State is not (JobState.Dispatched or JobState.Running))
+        {
+            return TrainerOutcome.Skipped;
+        }
+
+        var work = Path.Combine(options.WorkDirectory, "train", jobId);
+        try
+        {
+            var spec = PipelineSpec.Parse(job.Spec, $"job {jobId} spec");
+            job = await jobs.UpdateAsync(jobId, j => j.State == JobState.Dispatched ? j.MoveTo(JobState.Running, bus.Clock.GetUtcNow(), $"attempt {j.Attempts}") : null, cancellationToken);
+
+            var baseModel = await models.ResolveAsync(spec.BaseModel, cancellationToken)
+                ?? throw new ModelFormatException($"base model '{spec.BaseModel}' was not found.");
+            var champion = await registry.FindVersionAsync(job.Model, "champion", cancellationToken) is not null
+                ? await models.ResolveAsync($"{job.Model}@champion", cancellationToken)
+                : null;
+            var prepared = Path.Combine(work, "prepared");
+            if (await files.DownloadPrefixAsync(Containers.Prepared, $"{jobId}/", prepared, cancellationToken) == 0)
+            {
+                throw new InvalidOperationException($"prepared/{jobId}/ is empty: the job was never prepared.");
+            }
+
+            var output = Path.Combine(work, "out");
+            var resumedFrom = await RestoreCheckpointsAsync(jobId, output, cancellationToken);
+            await bus.PublishAsync(Entities.TrainingEvents, new TrainingStarted(job.Model, jobId, job.Attempts, resumedFrom),
+                PipelineBus.StableId(jobId, nameof(TrainingStarted), job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, cancellationToken);
+
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var watch = Stopwatch.StartNew();
+            TimeSpan? lastReport = null;
+            var report = await Task.Run(() => FineTuneJob.Run(
+                new FineTuneRequest(baseModel, null, output, spec.Training, prepared, champion)
+                {
+                    CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, CancellationToken.None).GetAwaiter().GetResult(),
+                },
+                (phase, p) =>
+                {
+                    if (lastReport is { } last && watch.Elapsed - last < options.ProgressInterval && p.Step < p.TotalSteps)
+                    {
+                        return;
+                    }
+
+                    lastReport = watch.Elapsed;
+                    var current = jobs.GetAsync(jobId, CancellationToken.None).GetAwaiter().GetResult();
+                    if (current?.Job.CancelRequested == true)
+                    {
+                        cancel.Cancel();
+                    }
+
+                    bus.PublishAsync(Entities.TrainingEvents,
+                        new Core.Contracts.TrainingProgress(job.Model, jobId, phase, p.Step, p.TotalSteps, p.Loss, p.TokensPerSecond, p.Eta.TotalSeconds),
+                        PipelineBus.StableId(jobId, "progress", phase, p.Step.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, CancellationToken.None).GetAwaiter().GetResult();
+                },
+                cancel.Token), CancellationToken.None);
+
+            await files.UploadDirectoryAsync(Path.Combine(output, FineTuneJob.CandidateDirectory), Containers.Checkpoints, $"{jobId}/candidate/", last: "metrics.json", cancellationToken);
+            var metrics = JsonNode.Parse(report.ToJson())!.AsObject();
+            await bus.PublishAsync(Entities.TrainingEvents, new TrainingCompleted(job.Model, jobId, $"{jobId}/candidate/", metrics),
+                PipelineBus.StableId(jobId, nameof(TrainingCompleted)), Source, cancellationToken);
+            return TrainerOutcome.Completed;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            await jobs.UpdateAsync(jobId, j => JobStates.CanMove(j.State, JobState.Cancelled)
+                ? j.MoveTo(JobState.Cancelled, bus.Clock.GetUtcNow(), "cancelled on request; checkpoint kept") with { Execution = null }
+                : null, CancellationToken.None);
+            return TrainerOutcome.Cancelled;
+        }
+        catch (Exception e) when (e is SpecException or ModelFormatException or DatasetValidationException or InvalidDataException)
+        {
+            await FailAsync(job, e.Message, retryable: false);
+            return TrainerOutcome.Failed;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await FailAsync(job, $"{e.GetType().Name}: {e.Message}", retryable: true);
+            return TrainerOutcome.Failed;
+        }
+        finally
+        {
+            if (Directory.Exists(work))
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+    }
+
+    private async Task FailAsync(JobDocument job, string error, bool retryable) =>
+        await bus.PublishAsync(Entities.TrainingEvents, new TrainingFailed(job.Model, job.JobId, error, retryable),
+            PipelineBus.StableId(job.JobId, nameof(TrainingFailed), job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, CancellationToken.None);
+
+    /// <summary>Copies a local checkpoint to <c>checkpoints/{jobId}/{phase}/step-{n}/</c>, then points <c>latest.json</c> at it.</summary>
+    private async Task CopyCheckpointAsync(string jobId, string phase, string directory, CancellationToken cancellationToken)
+    {
+        using var state = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "state.json"), cancellationToken));
+        var step = state.RootElement.GetProperty("step").GetInt32();
+        var prefix = $"{jobId}/{phase}/step-{step:D8}/";
+        await files.UploadDirectoryAsync(directory, Containers.Checkpoints, prefix, last: "state.json", cancellationToken);
+        var pointer = JsonSerializer.Serialize(new { step, prefix });
+        await WritePointerAsync($"{jobId}/{phase}/latest.json", pointer, cancellationToken);
+    }
+
+    private async Task WritePointerAsync(string name, string json, CancellationToken cancellationToken) =>
+        await files.Blobs.WriteAsync(Containers.Checkpoints, name, new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json)), cancellationToken: cancellationToken);
+
+    /// <summary>Brings the latest copied checkpoint of each phase back to the local layout FineTuneJob resumes from.</summary>
+    private async Task<int?> RestoreCheckpointsAsync(string jobId, string output, CancellationToken cancellationToken)
+    {
+        int? resumed = null;
+        foreach (var phase in new[] { "candidate", "scratch" })
+        {
+            var pointerPath = Path.Combine(output, $"{phase}-latest.json");
+            if (!await files.DownloadAsync(Containers.Checkpoints, $"{jobId}/{phase}/latest.json", pointerPath, cancellationToken))
+            {
+                continue;
+            }
+
+            using var pointer = JsonDocument.Parse(await File.ReadAllTextAsync(pointerPath, cancellationToken));
+            var prefix = pointer.RootElement.GetProperty("prefix").GetString()!;
+            await files.DownloadPrefixAsync(Containers.Checkpoints, prefix, Path.Combine(output, "checkpoints", phase, "latest"), cancellationToken);
+            if (phase == "candidate")
+            {
+                resumed = pointer.RootElement.GetProperty("step").GetInt32();
+            }
+        }
+
+        return resumed;
+    }
+}
