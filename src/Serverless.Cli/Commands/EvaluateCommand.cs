@@ -14,27 +14,28 @@ internal static class EvaluateCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (config.json + model.safetensors).", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory (config.json + model.safetensors), or NAME@alias / NAME@version from the registry.", Required = true };
+        var home = PipelineCommands.Home();
         var text = new Option<FileInfo?>("--text") { Description = "A UTF-8 text file to score." };
         var tokens = new Option<FileInfo?>("--tokens") { Description = "A token shard (llm.c format) to score." };
         var blockSize = new Option<int?>("--block-size") { Description = "Positions predicted per window (default: the model's n_positions)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object and nothing else." };
         var command = new Command("evaluate", "Score a model: mean cross-entropy (nats), perplexity, and bits per byte for text.")
         {
-            model, text, tokens, blockSize, json,
+            model, text, tokens, blockSize, json, home,
         };
-        command.SetAction(parse => Run(parse, parse.GetValue(model)!, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(blockSize), parse.GetValue(json)));
+        command.SetAction(parse => Run(parse, parse.GetValue(model)!, parse.GetValue(home)!, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(blockSize), parse.GetValue(json)));
         return command;
     }
 
-    private static int Run(ParseResult parse, string modelDirectory, FileInfo? text, FileInfo? tokens, int? blockSize, bool json)
+    private static int Run(ParseResult parse, string modelDirectory, string home, FileInfo? text, FileInfo? tokens, int? blockSize, bool json)
     {
         if ((text is null) == (tokens is null))
         {
             throw new CliException("give exactly one of --text FILE or --tokens SHARD.");
         }
 
-        var (model, tokenizer) = ModelLoading.Load(modelDirectory);
+        var (model, tokenizer) = ModelLoading.Load(modelDirectory, home);
         using (model)
         {
             EvaluationResult result;

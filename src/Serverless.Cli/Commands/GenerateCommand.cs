@@ -10,7 +10,8 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (config.json + model.safetensors).", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory (config.json + model.safetensors), or NAME@alias / NAME@version from the registry.", Required = true };
+        var home = PipelineCommands.Home();
         var prompt = new Option<string?>("--prompt") { Description = "Prompt text." };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as token ids, comma-separated (e.g. 15496,995)." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 100 };
@@ -21,7 +22,7 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "Print {\"ids\":[…],\"text\":…} (the continuation only) and nothing else." };
         var command = new Command("generate", "Continue a prompt; stops at end-of-text or after --max-new-tokens.")
         {
-            model, prompt, promptIds, maxNew, temperature, topK, topP, seed, json,
+            model, prompt, promptIds, maxNew, temperature, topK, topP, seed, json, home,
         };
         command.SetAction(parse =>
         {
@@ -33,12 +34,12 @@ internal static class GenerateCommand
                 TopP = parse.GetValue(topP),
                 Seed = parse.GetValue(seed),
             };
-            return Run(parse.InvocationConfiguration.Output, parse.GetValue(model)!, parse.GetValue(prompt), parse.GetValue(promptIds), options, parse.GetValue(json));
+            return Run(parse.InvocationConfiguration.Output, parse.GetValue(model)!, parse.GetValue(home)!, parse.GetValue(prompt), parse.GetValue(promptIds), options, parse.GetValue(json));
         });
         return command;
     }
 
-    private static int Run(TextWriter output, string modelDirectory, string? prompt, string? promptIds, GenerationOptions options, bool json)
+    private static int Run(TextWriter output, string modelDirectory, string home, string? prompt, string? promptIds, GenerationOptions options, bool json)
     {
         if ((prompt is null) == (promptIds is null))
         {
@@ -46,7 +47,7 @@ internal static class GenerateCommand
         }
 
         options.Validate();
-        var (model, tokenizer) = ModelLoading.Load(modelDirectory);
+        var (model, tokenizer) = ModelLoading.Load(modelDirectory, home);
         using (model)
         {
             var ids = prompt is not null ? tokenizer.Encode(prompt) : ParseIds(promptIds!);
@@ -55,6 +56,11 @@ internal static class GenerateCommand
             var result = TextGenerator.Generate(model, ids, options, json ? null : id =>
             {
                 // Decode the whole continuation each time: a multi-byte character may span tokens.
+                if (id == tokenizer.EndOfText)
+                {
+                    return;
+                }
+
                 generated.Add(id);
                 var text = tokenizer.Decode(generated);
                 if (text.EndsWith('\uFFFD'))
@@ -72,7 +78,7 @@ internal static class GenerateCommand
             }
             else
             {
-                output.WriteLine(tokenizer.Decode(result)[printed..]);
+                output.WriteLine(tokenizer.Decode(result.Where(id => id != tokenizer.EndOfText))[printed..]);
             }
         }
 

@@ -71,10 +71,12 @@ public sealed class TrainingCommandsTests : IDisposable
         first.ExitCode.ShouldBe(0, first.Error);
         first.Output.ShouldContain("First run: pre-training");
         first.Output.ShouldContain("candidate (full)");
-        first.Output.ShouldContain("Sample from the candidate");
+        first.Output.ShouldContain("\"type\": \"ModelPublished\"");
+        first.Output.ShouldContain("A sample from demo@1");
 
         var second = CliFixture.Run("demo", "--home", home, "--steps", "3");
         second.ExitCode.ShouldBe(0, second.Error);
         second.Output.ShouldNotContain("First run");
+        second.Output.ShouldContain("A sample from demo@2", customMessage: "each demo run is a new job and a new version");
     }
 }
