@@ -23,6 +23,21 @@ internal static class BenchCommand
         var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json };
+        var runs = new Option<int>("--runs") { Description = "Pipeline runs to time.", DefaultValueFactory = _ => 10 };
+        var pipelineJson = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var pipeline = new Command("pipeline", "Measure the embedded pipeline: file → dispatch and ModelPublished → subscriber latency (p50, p99), bus throughput.") { runs, pipelineJson };
+        pipeline.SetAction(parse =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            var results = PipelineBench.Run(parse.GetValue(runs), parse.GetValue(pipelineJson) ? null : writer);
+            if (parse.GetValue(pipelineJson))
+            {
+                writer.WriteLine(JsonSerializer.Serialize(results));
+            }
+
+            return 0;
+        });
+        command.Subcommands.Add(pipeline);
         command.SetAction(parse =>
         {
             var writer = parse.InvocationConfiguration.Output;
