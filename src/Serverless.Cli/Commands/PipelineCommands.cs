@@ -10,7 +10,7 @@ using Spectre.Console;
 
 namespace Serverless.Cli.Commands;
 
-/// <summary>The commands over the embedded pipeline: up, submit, jobs, cancel, models, events, deadletters, and the hidden train-job.</summary>
+/// <summary>The commands over the embedded pipeline: up, submit, jobs, cancel, models, events, deadletters.</summary>
 internal static class PipelineCommands
 {
     private static readonly JsonSerializerOptions Indented = new(CloudEvent.JsonOptions) { WriteIndented = true };
@@ -26,7 +26,6 @@ internal static class PipelineCommands
         yield return Models();
         yield return Events();
         yield return DeadLetters();
-        yield return TrainJob();
     }
 
     private static Command Up()
@@ -309,19 +308,4 @@ internal static class PipelineCommands
         return command;
     }
 
-    private static Command TrainJob()
-    {
-        var home = Home();
-        var id = new Argument<string>("job") { Description = "The job id." };
-        var command = new Command("train-job", "The trainer: train and evaluate one job (started by the dispatcher).") { id, home };
-        command.Hidden = true;
-        command.SetAction(async (parse, cancellation) =>
-        {
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
-            var outcome = await pipeline.Runtime.Trainer.RunAsync(parse.GetValue(id)!, cancellation);
-            parse.InvocationConfiguration.Output.WriteLine(outcome);
-            return outcome == Serverless.Pipeline.Train.TrainerOutcome.Failed ? Serverless.Pipeline.Hosting.PipelineRuntime.ReportedFailureExitCode : 0;
-        });
-        return command;
-    }
 }

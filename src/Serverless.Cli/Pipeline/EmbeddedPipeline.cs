@@ -11,10 +11,12 @@ namespace Serverless.Cli.Pipeline;
 /// <summary>
 /// The pipeline on embedded parts in one folder (<c>--home</c>, default <c>.tune</c>): the folder is the storage
 /// account (<c>datasets/</c>, <c>base-models/</c>, <c>jobs/</c>, <c>model-registry/</c>…), <c>bus.db</c> the broker,
-/// and trainers run as child processes of <c>tune train-job</c>.
+/// and trainers run as child processes of <c>tune-trainer</c>. Pipeline activities are recorded, so traces propagate.
 /// </summary>
 internal sealed class EmbeddedPipeline : IDisposable
 {
+    private readonly IDisposable _tracing = Serverless.Pipeline.PipelineTracing.Listen();
+
     public EmbeddedPipeline(string home, int maxConcurrentJobs = 1, TimeProvider? clock = null)
     {
         Home = Path.GetFullPath(home);
@@ -46,19 +48,20 @@ internal sealed class EmbeddedPipeline : IDisposable
         Runtime.RunStagesAsync(TimeSpan.FromMilliseconds(200), cancellationToken),
         Watcher.RunAsync(TimeSpan.FromSeconds(1), cancellationToken));
 
-    /// <summary>How to start a trainer: this very program's hidden <c>train-job</c> command.</summary>
+    /// <summary>How to start a trainer: the <c>tune-trainer</c> program shipped beside <c>tune</c>.</summary>
     private static (string Executable, IReadOnlyList<string> Arguments) TrainerCommand(string home)
     {
-        var dll = typeof(EmbeddedPipeline).Assembly.Location;
-        var apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "tune.exe" : "tune");
+        var directory = Path.GetDirectoryName(typeof(EmbeddedPipeline).Assembly.Location)!;
+        var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "tune-trainer.exe" : "tune-trainer");
         return File.Exists(apphost)
-            ? (apphost, ["train-job", "--home", home])
-            : ("dotnet", [dll, "train-job", "--home", home]);
+            ? (apphost, ["--home", home])
+            : ("dotnet", [Path.Combine(directory, "tune-trainer.dll"), "--home", home]);
     }
 
     public void Dispose()
     {
         Watcher.Dispose();
         Dispatcher.Dispose();
+        _tracing.Dispose();
     }
 }

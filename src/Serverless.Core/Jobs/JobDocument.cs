@@ -132,6 +132,9 @@ public sealed record JobDocument
     /// <summary>The registry version, once published.</summary>
     public int? Version { get; init; }
 
+    /// <summary>The W3C trace context of the request that created the job; the trainer continues this trace.</summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>When the job was created.</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 

@@ -45,6 +45,14 @@ public sealed class PipelineRuntime
         Trainer = new JobTrainer(Jobs, models, Registry, files, Bus, options);
     }
 
+    /// <summary>The Train + Evaluate stage alone, for the trainer program (which dispatches nothing).</summary>
+    public static JobTrainer CreateTrainer(IBlobStore blobs, IMessageBus bus, TimeProvider clock, PipelineOptions options)
+    {
+        var files = new LocalFiles(blobs);
+        var registry = new ModelRegistry(blobs, files, clock);
+        return new JobTrainer(new JobStore(blobs), new ModelResolver(files, registry, options), registry, files, new PipelineBus(bus, clock), options);
+    }
+
     /// <summary>Blob storage.</summary>
     public IBlobStore Blobs { get; }
 
@@ -87,9 +95,9 @@ public sealed class PipelineRuntime
     /// <summary>The message pumps of the bus-triggered stages: Prepare+Dispatch, Publish, Job status.</summary>
     public IReadOnlyList<MessagePump> Pumps() =>
     [
-        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare")),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish")),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus")),
+        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare"), PipelineTracing.Prepare),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish"), PipelineTracing.Publish),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus"), PipelineTracing.JobStatus),
     ];
 
     /// <summary>Runs the bus-triggered stages and the schedule until cancelled.</summary>
@@ -124,7 +132,11 @@ public sealed class PipelineRuntime
         {
             try
             {
-                await Schedule.HandleAsync(Clock.GetUtcNow(), cancellationToken);
+                using (PipelineTracing.Schedule.StartActivity("RetrainOnSchedule"))
+                {
+                    await Schedule.HandleAsync(Clock.GetUtcNow(), cancellationToken);
+                }
+
                 var now = Clock.GetUtcNow();
                 var nextMinute = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, now.Minute, 0, TimeSpan.Zero).AddMinutes(1);
                 await Task.Delay(nextMinute - now + TimeSpan.FromMilliseconds(50), Clock, cancellationToken);

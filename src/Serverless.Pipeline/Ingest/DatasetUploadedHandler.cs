@@ -20,6 +20,8 @@ public sealed class DatasetUploadedHandler(PipelineBus bus, SpecReader specs, IL
     public async Task<bool> HandleAsync(DatasetUploaded uploaded, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uploaded);
+        using var activity = PipelineTracing.Ingest.StartActivity("DatasetUploaded", System.Diagnostics.ActivityKind.Consumer);
+        activity?.SetTag("blob.name", uploaded.Name);
         var slash = uploaded.Name.IndexOf('/', StringComparison.Ordinal);
         if (slash <= 0 || uploaded.Name.EndsWith("/" + Containers.SpecFile, StringComparison.Ordinal) || uploaded.Name.IndexOf('/', slash + 1) > 0)
         {

@@ -11,7 +11,7 @@ namespace Serverless.Pipeline.Messaging;
 /// lock is renewed while the handler runs. This is what a host does around a handler; the Azure worker does the same
 /// with a <c>ServiceBusProcessor</c>.
 /// </summary>
-public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger)
+public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger, System.Diagnostics.ActivitySource? tracing = null)
 {
     /// <summary>Receives and handles whatever is visible now; returns how many messages were handled.</summary>
     public async Task<int> DrainOnceAsync(int maxMessages = 8, CancellationToken cancellationToken = default)
@@ -67,6 +67,9 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
             return;
         }
 
+        using var activity = tracing is null ? null : PipelineTracing.Start(tracing, $"{entity} {cloudEvent.Type}", cloudEvent.TraceParent);
+        activity?.SetTag("messaging.message.id", message.MessageId);
+        activity?.SetTag("cloudevents.event_subject", cloudEvent.Subject);
         using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var renewal = RenewWhileRunningAsync(message, renew.Token);
         try

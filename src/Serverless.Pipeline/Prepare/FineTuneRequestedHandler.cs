@@ -74,6 +74,7 @@ public sealed class FineTuneRequestedHandler(
         {
             JobId = jobId, Model = model, Trigger = request.Trigger, TriggerKey = request.TriggerKey,
             Spec = spec?.Source ?? request.Spec ?? [], Dataset = snapshot, DatasetHash = datasetHash, CreatedAt = now,
+            TraceParent = System.Diagnostics.Activity.Current?.Id,
             History = [new JobTransition(JobState.Preparing, now, $"requested by {request.Trigger}")],
         };
         if (!await jobs.TryCreateAsync(job, cancellationToken))

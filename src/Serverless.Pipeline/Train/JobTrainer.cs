@@ -53,6 +53,8 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             return TrainerOutcome.Skipped;
         }
 
+        using var activity = PipelineTracing.Start(PipelineTracing.Train, "Train", job.TraceParent);
+        activity?.SetTag("job.id", jobId);
         var work = Path.Combine(options.WorkDirectory, "train", jobId);
         try
         {

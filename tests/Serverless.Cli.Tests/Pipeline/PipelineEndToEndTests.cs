@@ -37,6 +37,10 @@ public sealed class PipelineEndToEndTests
         card.ShouldContain("model-index:");
         var job = (await h.Pipeline.Runtime.Jobs.GetAsync(published.JobId))!.Value.Job;
         job.History.Select(t => t.State).ShouldBe([JobState.Preparing, JobState.Dispatched, JobState.Running, JobState.Completed, JobState.Published]);
+
+        // One trace from the upload to the published event, across processes (the trainer is a child process).
+        var trace = System.Diagnostics.ActivityContext.Parse(job.TraceParent!, null).TraceId;
+        System.Diagnostics.ActivityContext.Parse(e.TraceParent!, null).TraceId.ShouldBe(trace);
     }
 
     [Fact]

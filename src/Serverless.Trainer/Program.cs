@@ -1,0 +1,3 @@
+using Serverless.Trainer;
+
+return await TrainerProgram.RunAsync(args, Environment.GetEnvironmentVariable);

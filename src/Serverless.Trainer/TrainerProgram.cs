@@ -1,0 +1,44 @@
+using Serverless.Embedded.Blobs;
+using Serverless.Embedded.Messaging;
+using Serverless.Pipeline;
+using Serverless.Pipeline.Hosting;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Train;
+
+namespace Serverless.Trainer;
+
+/// <summary>Runs one job's training on the parts the environment names (today: the embedded folder and broker).</summary>
+public static class TrainerProgram
+{
+    /// <summary>Trains <c>JOB_ID</c>; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, Func<string, string?> environment)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(environment);
+        var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || args[i - 1] != "--home")).ToList();
+        var homeIndex = Array.IndexOf(args, "--home");
+        var jobId = environment("JOB_ID") ?? positional.FirstOrDefault();
+        var home = homeIndex >= 0 && homeIndex + 1 < args.Length ? args[homeIndex + 1] : environment("TUNE_HOME") ?? ".tune";
+        if (string.IsNullOrWhiteSpace(jobId))
+        {
+            await Console.Error.WriteLineAsync("error: no job: set JOB_ID or pass the job id as the first argument.");
+            return 64;
+        }
+
+        using var tracing = PipelineTracing.Listen();
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+
+        var root = Path.GetFullPath(home);
+        var blobs = new FolderBlobStore(root);
+        var bus = new SqliteMessageBus(Path.Combine(root, "bus.db"));
+        var trainer = PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+        var outcome = await trainer.RunAsync(jobId, cancel.Token);
+        Console.WriteLine($"{jobId}: {outcome}");
+        return outcome == TrainerOutcome.Failed ? PipelineRuntime.ReportedFailureExitCode : 0;
+    }
+}
