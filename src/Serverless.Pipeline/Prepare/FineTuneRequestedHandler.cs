@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
@@ -37,7 +36,7 @@ public sealed class FineTuneRequestedHandler(
         }
 
         var model = BlobNames.Model(request.Model);
-        var snapshot = await SnapshotAsync(model, cancellationToken);
+        var (snapshot, datasetHash) = await DatasetSnapshot.TakeAsync(blobs, model, cancellationToken);
         if (snapshot.Count == 0)
         {
             return null;
@@ -54,7 +53,6 @@ public sealed class FineTuneRequestedHandler(
             specError = e;
         }
 
-        var datasetHash = PipelineBus.StableId([.. snapshot.Select(f => $"{f.Name}:{f.Sha256}")]);
         var specHash = spec?.Hash ?? PipelineBus.StableId(specError!.Message);
         var jobId = $"{model}-{PipelineBus.StableId(model, datasetHash, specHash, request.TriggerKey)[..12]}";
         if (await jobs.GetAsync(jobId, cancellationToken) is { } existing)
@@ -135,31 +133,6 @@ public sealed class FineTuneRequestedHandler(
 
         await dispatch.TryDispatchAsync(jobId, cancellationToken);
         return jobId;
-    }
-
-    private async Task<List<SnapshotFile>> SnapshotAsync(string model, CancellationToken cancellationToken)
-    {
-        var snapshot = new List<SnapshotFile>();
-        await foreach (var item in blobs.ListAsync(Containers.Datasets, model + "/", cancellationToken))
-        {
-            var relative = item.Name[(model.Length + 1)..];
-            if (relative == Containers.SpecFile || relative.Contains('/', StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            var opened = await blobs.OpenReadAsync(Containers.Datasets, item.Name, cancellationToken);
-            if (opened is null)
-            {
-                continue;
-            }
-
-            await using var content = opened.Value.Content;
-            var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(content, cancellationToken));
-            snapshot.Add(new SnapshotFile(item.Name, opened.Value.Item.ETag, opened.Value.Item.Length, sha));
-        }
-
-        return snapshot;
     }
 
     private async Task RejectAsync(JobDocument job, List<DatasetProblem> problems, string error, CancellationToken cancellationToken, int? total = null)

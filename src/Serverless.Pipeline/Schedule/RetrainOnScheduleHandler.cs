@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Cronos;
@@ -9,6 +8,7 @@ using Serverless.Core.Naming;
 using Serverless.Core.Ports;
 using Serverless.Model.Training;
 using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Prepare;
 using Serverless.Pipeline.Specs;
 
 namespace Serverless.Pipeline.Schedule;
@@ -104,22 +104,7 @@ public sealed class RetrainOnScheduleHandler(IBlobStore blobs, SpecReader specs,
             return false;
         }
 
-        var current = new List<string>();
-        await foreach (var item in blobs.ListAsync(Containers.Datasets, model + "/", cancellationToken))
-        {
-            var relative = item.Name[(model.Length + 1)..];
-            if (relative != Containers.SpecFile && !relative.Contains('/', StringComparison.Ordinal))
-            {
-                var opened = await blobs.OpenReadAsync(Containers.Datasets, item.Name, cancellationToken);
-                if (opened is { } o)
-                {
-                    await using var content = o.Content;
-                    current.Add($"{item.Name}:{Convert.ToHexStringLower(await SHA256.HashDataAsync(content, cancellationToken))}");
-                }
-            }
-        }
-
-        return PipelineBus.StableId([.. current]) == latest.DatasetHash;
+        return (await DatasetSnapshot.TakeAsync(blobs, model, cancellationToken)).Hash == latest.DatasetHash;
     }
 
     private async Task<(DateTimeOffset? Last, string? ETag)> ReadReceiptAsync(string name, CancellationToken cancellationToken)
