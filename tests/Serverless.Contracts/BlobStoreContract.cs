@@ -6,13 +6,14 @@ namespace Serverless.Contracts;
 /// <summary>What every <see cref="IBlobStore"/> must do. Derive, and return a fresh, empty store.</summary>
 public abstract class BlobStoreContract
 {
-    protected const string Container = "contract-tests";
+    /// <summary>The container the tests use; a store shared between runs should return a fresh one per test.</summary>
+    protected virtual string Container { get; } = "contract-tests";
 
     protected abstract IBlobStore CreateStore();
 
     private static MemoryStream Text(string s) => new(Encoding.UTF8.GetBytes(s));
 
-    private static async Task<string?> ReadAsync(IBlobStore store, string name)
+    private async Task<string?> ReadAsync(IBlobStore store, string name)
     {
         var opened = await store.OpenReadAsync(Container, name);
         if (opened is null)
