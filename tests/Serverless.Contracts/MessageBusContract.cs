@@ -128,10 +128,11 @@ public abstract class MessageBusContract
     public async Task DuplicateMessageId_IsDropped()
     {
         var bus = await QueueBus();
-        (await bus.SendAsync(Queue, Message("same"))).ShouldBeTrue();
-        (await bus.SendAsync(Queue, Message("same"))).ShouldBeFalse();
+        await bus.SendAsync(Queue, Message("same"));
+        await bus.SendAsync(Queue, Message("same"));
         await bus.CompleteAsync(Queue, (await bus.ReceiveAsync(Queue, 10)).Single());
-        (await bus.SendAsync(Queue, Message("same"))).ShouldBeFalse("still inside the window after completion");
+        await bus.SendAsync(Queue, Message("same"));
+        (await bus.ReceiveAsync(Queue, 10)).ShouldBeEmpty("still inside the window after completion");
     }
 
     [Fact]

@@ -75,6 +75,15 @@ public sealed class SqliteMessageBusTests : MessageBusContract, IDisposable
     }
 
     [Fact]
+    public async Task Send_Duplicate_ReturnsFalse()
+    {
+        var bus = CreateBus();
+        await bus.EnsureQueueAsync(Queue, Options);
+        (await bus.SendAsync(Queue, new OutgoingMessage("same", "x"))).ShouldBeTrue();
+        (await bus.SendAsync(Queue, new OutgoingMessage("same", "x"))).ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task UnknownQueue_SaysWhich()
     {
         var bus = CreateBus();
