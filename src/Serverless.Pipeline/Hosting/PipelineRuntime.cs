@@ -43,7 +43,11 @@ public sealed class PipelineRuntime
         Status = new TrainingEventsStatusHandler(Jobs, clock);
         Schedule = new RetrainOnScheduleHandler(blobs, specs, Jobs, Bus, Logging.CreateLogger<RetrainOnScheduleHandler>());
         Trainer = new JobTrainer(Jobs, models, Registry, files, Bus, options);
+        Api = new Api.PipelineApi(Jobs, Registry, blobs, Bus);
     }
+
+    /// <summary>The HTTP API's logic.</summary>
+    public Api.PipelineApi Api { get; }
 
     /// <summary>The Train + Evaluate stage alone, for the trainer program (which dispatches nothing).</summary>
     public static JobTrainer CreateTrainer(IBlobStore blobs, IMessageBus bus, TimeProvider clock, PipelineOptions options)

@@ -1,0 +1,20 @@
+using Azure.Storage.Blobs;
+using Microsoft.Azure.Functions.Worker;
+using Serverless.Pipeline.Hosting;
+
+namespace Serverless.Functions;
+
+/// <summary>Ingest: a blob created under datasets/ (delivered by Event Grid).</summary>
+public sealed class DatasetUploaded(PipelineRuntime pipeline)
+{
+    /// <summary>Turns the new blob version into a fine-tune request.</summary>
+    [Function(nameof(DatasetUploaded))]
+    public async Task RunAsync(
+        [BlobTrigger("%DatasetsContainer%/{model}/{name}", Source = BlobTriggerSource.EventGrid, Connection = "AzureWebJobsStorage")] BlobClient blob,
+        string model, string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
+        await pipeline.Ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded($"{model}/{name}", properties.Value.ETag.ToString()), cancellationToken);
+    }
+}

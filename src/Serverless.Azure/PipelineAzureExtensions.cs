@@ -1,0 +1,62 @@
+using Azure.Core;
+using Azure.Identity;
+using Azure.Messaging.ServiceBus;
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Serverless.Azure.Blobs;
+using Serverless.Azure.Dispatch;
+using Serverless.Azure.Messaging;
+using Serverless.Core.Ports;
+
+namespace Serverless.Azure;
+
+/// <summary>Registers the Azure implementations of the ports.</summary>
+public static class PipelineAzureExtensions
+{
+    /// <summary>
+    /// Registers <see cref="IBlobStore"/>, <see cref="IMessageBus"/>, <see cref="IJobDispatcher"/> (when
+    /// <c>Trainer:JobResourceId</c> is set) and <see cref="TimeProvider"/> from configuration, with identity-based
+    /// connections: <c>Storage:blobServiceUri</c>, <c>ServiceBus:fullyQualifiedNamespace</c> and a
+    /// <see cref="DefaultAzureCredential"/> (the user-assigned identity named by <c>AZURE_CLIENT_ID</c>). For local
+    /// emulators only, <c>Storage:connectionString</c> / <c>ServiceBus:connectionString</c> are accepted instead.
+    /// </summary>
+    public static IServiceCollection AddPipelineAzure(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddSingleton<TokenCredential>(_ => new DefaultAzureCredential(new DefaultAzureCredentialOptions
+        {
+            ManagedIdentityClientId = configuration["AZURE_CLIENT_ID"],
+        }));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<IBlobStore>(sp => new AzureBlobStore(configuration["Storage:connectionString"] is { Length: > 0 } blobConnection
+            ? new BlobServiceClient(blobConnection)
+            : new BlobServiceClient(new Uri(Required(configuration, "Storage:blobServiceUri")), sp.GetRequiredService<TokenCredential>())));
+        services.AddSingleton<IMessageBus>(sp => new AzureMessageBus(configuration["ServiceBus:connectionString"] is { Length: > 0 } busConnection
+            ? new ServiceBusClient(busConnection)
+            : new ServiceBusClient(Required(configuration, "ServiceBus:fullyQualifiedNamespace"), sp.GetRequiredService<TokenCredential>())));
+        if (configuration["Trainer:JobResourceId"] is { Length: > 0 } jobId)
+        {
+            services.AddSingleton<IJobDispatcher>(sp => new ContainerAppsJobDispatcher(new HttpClient(), sp.GetRequiredService<TokenCredential>(),
+                JobOptions(jobId, configuration["Trainer:Image"] ?? throw new InvalidOperationException("Trainer:Image is not set: the trainer job's image must be configured."))));
+        }
+
+        return services;
+    }
+
+    /// <summary>Reads a Container Apps job resource id (<c>/subscriptions/…/resourceGroups/…/providers/Microsoft.App/jobs/{name}</c>).</summary>
+    public static ContainerAppsJobOptions JobOptions(string resourceId, string image)
+    {
+        ArgumentNullException.ThrowIfNull(resourceId);
+        var parts = resourceId.Trim('/').Split('/');
+        if (parts.Length != 8 || parts[0] != "subscriptions" || parts[2] != "resourceGroups" || parts[4] != "providers" || parts[5] != "Microsoft.App" || parts[6] != "jobs")
+        {
+            throw new InvalidOperationException($"Trainer:JobResourceId '{resourceId}' is not a Container Apps job resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.App/jobs/NAME).");
+        }
+
+        return new ContainerAppsJobOptions { SubscriptionId = parts[1], ResourceGroup = parts[3], JobName = parts[7], Image = image };
+    }
+
+    private static string Required(IConfiguration configuration, string key) =>
+        configuration[key] is { Length: > 0 } value ? value : throw new InvalidOperationException($"{key} is not set (identity-based connection: a URI or namespace, no key).");
+}
