@@ -32,9 +32,10 @@ public static class PipelineAzureExtensions
         services.AddSingleton<IBlobStore>(sp => new AzureBlobStore(configuration["Storage:connectionString"] is { Length: > 0 } blobConnection
             ? new BlobServiceClient(blobConnection)
             : new BlobServiceClient(new Uri(Required(configuration, "Storage:blobServiceUri")), sp.GetRequiredService<TokenCredential>())));
-        services.AddSingleton<IMessageBus>(sp => new AzureMessageBus(configuration["ServiceBus:connectionString"] is { Length: > 0 } busConnection
+        services.AddSingleton(sp => configuration["ServiceBus:connectionString"] is { Length: > 0 } busConnection
             ? new ServiceBusClient(busConnection)
-            : new ServiceBusClient(Required(configuration, "ServiceBus:fullyQualifiedNamespace"), sp.GetRequiredService<TokenCredential>())));
+            : new ServiceBusClient(Required(configuration, "ServiceBus:fullyQualifiedNamespace"), sp.GetRequiredService<TokenCredential>()));
+        services.AddSingleton<IMessageBus>(sp => new AzureMessageBus(sp.GetRequiredService<ServiceBusClient>()));
         if (configuration["Trainer:JobResourceId"] is { Length: > 0 } jobId)
         {
             services.AddSingleton<IJobDispatcher>(sp => new ContainerAppsJobDispatcher(new HttpClient(), sp.GetRequiredService<TokenCredential>(),

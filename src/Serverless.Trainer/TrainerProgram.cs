@@ -33,12 +33,25 @@ public static class TrainerProgram
             cancel.Cancel();
         };
 
-        var root = Path.GetFullPath(home);
-        var blobs = new FolderBlobStore(root);
-        var bus = new SqliteMessageBus(Path.Combine(root, "bus.db"));
-        var trainer = PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+        var trainer = environment("Storage__blobServiceUri") is { Length: > 0 } blobUri && environment("ServiceBus__fullyQualifiedNamespace") is { Length: > 0 } ns
+            ? AzureTrainer(blobUri, ns, environment("AZURE_CLIENT_ID"))
+            : EmbeddedTrainer(Path.GetFullPath(home));
         var outcome = await trainer.RunAsync(jobId, cancel.Token);
         Console.WriteLine($"{jobId}: {outcome}");
         return outcome == TrainerOutcome.Failed ? PipelineRuntime.ReportedFailureExitCode : 0;
+    }
+
+    /// <summary>On the embedded parts of a <c>tune up</c> folder.</summary>
+    private static JobTrainer EmbeddedTrainer(string root) => PipelineRuntime.CreateTrainer(
+        new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")), TimeProvider.System,
+        new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+
+    /// <summary>In a Container Apps job: Blob Storage and Service Bus through the job's managed identity.</summary>
+    private static JobTrainer AzureTrainer(string blobServiceUri, string serviceBusNamespace, string? clientId)
+    {
+        var credential = new global::Azure.Identity.DefaultAzureCredential(new global::Azure.Identity.DefaultAzureCredentialOptions { ManagedIdentityClientId = clientId });
+        var blobs = new Serverless.Azure.Blobs.AzureBlobStore(new global::Azure.Storage.Blobs.BlobServiceClient(new Uri(blobServiceUri), credential));
+        var bus = new Serverless.Azure.Messaging.AzureMessageBus(new global::Azure.Messaging.ServiceBus.ServiceBusClient(serviceBusNamespace, credential));
+        return PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") });
     }
 }
