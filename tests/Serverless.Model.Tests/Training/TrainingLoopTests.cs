@@ -97,12 +97,34 @@ public class TrainingLoopTests
         result.ValidationLoss.Min(p => p.Loss).ShouldBe(result.BestValidationLoss);
     }
 
+    private sealed class PrefixSource(ITokenSource inner, long count) : ITokenSource
+    {
+        public long Count => count;
+
+        public void Read(long start, Span<int> destination) => inner.Read(start, destination);
+    }
+}
+
+/// <summary>Resident memory is process-wide: this test runs alone, after the parallel ones, so others' allocations do not count.</summary>
+[CollectionDefinition(nameof(RunsAlone), DisableParallelization = true)]
+public sealed class RunsAlone
+{
+}
+
+[Collection(nameof(RunsAlone))]
+public class TrainingMemoryTests
+{
+    private static readonly ArrayTokenSource Train = TrainingFixtures.Tokens(TrainingFixtures.DemoText("kjv.txt.gz", 60_000)[..50_000]);
+
+    private static TrainingResult Run(Gpt2Model model, TrainingSpec spec, Action<TrainingProgress>? progress = null) =>
+        TrainingLoop.Train(model, StrategySetup.Apply(model, spec), spec, Train, Train, new TrainingOptions { Progress = progress });
+
     [Fact]
     public void Train_NativeMemoryDoesNotGrowWithSteps()
     {
         using var model = new Gpt2Model(TrainingFixtures.Config, seed: 1);
         long at50 = 0, at200 = 0;
-        Run(model, TrainingFixtures.QuickSpec with { Steps = 200, EvalEvery = 1000, CheckpointEvery = 1000, BatchSize = 8, BlockSize = 64 }, progress: p =>
+        Run(model, TrainingFixtures.QuickSpec with { Steps = 200, EvalEvery = 1000, CheckpointEvery = 1000, BatchSize = 8, BlockSize = 64 }, p =>
         {
             if (p.Step is 50 or 200)
             {
@@ -124,10 +146,4 @@ public class TrainingLoopTests
         at200.ShouldBeLessThan((long)(at50 * 1.05), $"resident memory grew from {at50 / 1e6:F0} MB at step 50 to {at200 / 1e6:F0} MB at step 200");
     }
 
-    private sealed class PrefixSource(ITokenSource inner, long count) : ITokenSource
-    {
-        public long Count => count;
-
-        public void Read(long start, Span<int> destination) => inner.Read(start, destination);
-    }
 }
