@@ -149,11 +149,7 @@ internal static class PipelineCommands
             }
 
             var now = DateTimeOffset.UtcNow;
-            var job = await pipeline.Runtime.Jobs.UpdateAsync(jobId, j => JobStates.IsTerminal(j.State) || j.State == JobState.Completed
-                ? null
-                : j.State == JobState.Preparing || (j.State == JobState.Dispatched && j.Execution is null)
-                    ? j.MoveTo(JobState.Cancelled, now, "cancelled before training started") with { CancelRequested = true }
-                    : j with { CancelRequested = true }, cancellation);
+            var job = await pipeline.Runtime.Jobs.UpdateAsync(jobId, j => j.RequestCancel(now), cancellation);
             parse.InvocationConfiguration.Output.WriteLine($"{jobId}: {job.State.ToString().ToLowerInvariant()}{(job.CancelRequested && job.State != JobState.Cancelled ? ", cancel requested" : "")}");
             return 0;
         });

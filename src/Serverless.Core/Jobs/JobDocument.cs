@@ -138,6 +138,16 @@ public sealed record JobDocument
     /// <summary>When the job was created.</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>
+    /// This document with a cancel requested: a job that never reached a trainer is cancelled at once; a running one
+    /// is flagged, and its trainer stops at the next step with a checkpoint. Null when there is nothing to cancel.
+    /// </summary>
+    public JobDocument? RequestCancel(DateTimeOffset at) =>
+        JobStates.IsTerminal(State) || State == JobState.Completed ? null
+        : State == JobState.Preparing || (State == JobState.Dispatched && Execution is null)
+            ? MoveTo(JobState.Cancelled, at, "cancelled before training started") with { CancelRequested = true }
+            : this with { CancelRequested = true };
+
     /// <summary>This document moved to <paramref name="state"/> at <paramref name="at"/>; throws if the move is not allowed.</summary>
     public JobDocument MoveTo(JobState state, DateTimeOffset at, string? note = null)
     {

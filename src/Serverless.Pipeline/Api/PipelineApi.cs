@@ -131,11 +131,7 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
         }
 
         var now = bus.Clock.GetUtcNow();
-        var job = await jobs.UpdateAsync(id, j => JobStates.IsTerminal(j.State) || j.State == JobState.Completed
-            ? null
-            : j.State == JobState.Preparing || (j.State == JobState.Dispatched && j.Execution is null)
-                ? j.MoveTo(JobState.Cancelled, now, "cancelled before training started") with { CancelRequested = true }
-                : j with { CancelRequested = true }, cancellationToken);
+        var job = await jobs.UpdateAsync(id, j => j.RequestCancel(now), cancellationToken);
         return new ApiResult(HttpStatusCode.Accepted, JsonSerializer.SerializeToNode(job, Json)!);
     }
 
