@@ -31,13 +31,16 @@ internal static class PipelineCommands
     private static Command Up()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once.", DefaultValueFactory = _ => 1 };
-        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency };
+        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!, parse.GetValue(concurrency));
-            writer.WriteLine($"tune up: watching {Path.Combine(pipeline.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop.");
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!, parse.GetValue(concurrency));
+            writer.WriteLine(pipeline is EmbeddedPipeline local
+                ? $"tune up: watching {Path.Combine(local.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop."
+                : $"tune up: running the stages on {pipeline.Location} (Ingest is Event Grid's and the Functions app's) — Ctrl+C to stop.");
             var run = pipeline.RunAsync(cancellation);
             var shown = new Dictionary<string, string>();
             while (!run.IsCompleted)
@@ -72,10 +75,11 @@ internal static class PipelineCommands
     private static Command Submit()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var file = new Argument<FileInfo>("file") { Description = "A dataset file (.txt or .jsonl)." };
         var model = new Option<string>("--model") { Description = "The model name (folder under datasets/).", Required = true };
         var spec = new Option<FileInfo?>("--spec") { Description = "A spec (tune.json) to store for the model first." };
-        var command = new Command("submit", "Put a dataset file (and optionally the model's spec) into the pipeline's storage; `tune up` picks it up.") { file, model, spec, home };
+        var command = new Command("submit", "Put a dataset file (and optionally the model's spec) into the pipeline's storage; `tune up` picks it up.") { file, model, spec, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
@@ -86,7 +90,7 @@ internal static class PipelineCommands
                 throw new CliException($"{source.FullName} does not exist.");
             }
 
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             if (parse.GetValue(spec) is { } specFile)
             {
                 var text = await File.ReadAllTextAsync(specFile.FullName, cancellation);
@@ -108,12 +112,13 @@ internal static class PipelineCommands
     private static Command Jobs()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var id = new Argument<string?>("id") { Description = "A job id: show its whole document.", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("jobs", "List jobs, or show one.") { id, home };
+        var command = new Command("jobs", "List jobs, or show one.") { id, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             if (parse.GetValue(id) is { } jobId)
             {
                 var found = await pipeline.Runtime.Jobs.GetAsync(jobId, cancellation) ?? throw new CliException($"no job {jobId}.");
@@ -137,11 +142,12 @@ internal static class PipelineCommands
     private static Command Cancel()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var id = new Argument<string>("id") { Description = "The job id." };
-        var command = new Command("cancel", "Ask a job to stop: training stops at its next step with a checkpoint.") { id, home };
+        var command = new Command("cancel", "Ask a job to stop: training stops at its next step with a checkpoint.") { id, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             var jobId = parse.GetValue(id)!;
             if (await pipeline.Runtime.Jobs.GetAsync(jobId, cancellation) is null)
             {
@@ -159,12 +165,13 @@ internal static class PipelineCommands
     private static Command Models()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var reference = new Argument<string?>("model") { Description = "NAME, NAME@version or NAME@alias.", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("models", "List registry models, a model's versions, or one version's manifest.") { reference, home };
+        var command = new Command("models", "List registry models, a model's versions, or one version's manifest.") { reference, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             var registry = pipeline.Runtime.Registry;
             var argument = parse.GetValue(reference);
             if (argument is null)
@@ -221,13 +228,14 @@ internal static class PipelineCommands
     private static Command Events()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var model = new Option<string?>("--model") { Description = "Only this model's events." };
         var follow = new Option<bool>("--follow") { Description = "Keep printing events as they arrive." };
-        var command = new Command("events", "Print model events (ModelPublished, ModelRejected, DatasetRejected) as CloudEvents JSON, from this command's own subscription on model-events.") { model, follow, home };
+        var command = new Command("events", "Print model events (ModelPublished, ModelRejected, DatasetRejected) as CloudEvents JSON, from this command's own subscription on model-events.") { model, follow, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             var name = "cli-" + (parse.GetValue(model) is { } m ? BlobNames.Model(m) : "all");
             var filter = parse.GetValue(model) is { } only
                 ? new SubscriptionFilter(new Dictionary<string, IReadOnlyList<string>> { [MessageProperties.Model] = [only] })
@@ -268,12 +276,13 @@ internal static class PipelineCommands
     private static Command DeadLetters()
     {
         var home = Home();
+        var store = PipelineParts.Store();
         var requeue = new Option<bool>("--requeue") { Description = "Send them back to be handled again." };
-        var command = new Command("deadletters", "List messages that could not be handled, with the reason; --requeue sends them back.") { requeue, home };
+        var command = new Command("deadletters", "List messages that could not be handled, with the reason; --requeue sends them back.") { requeue, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
             string[] entities =
             [

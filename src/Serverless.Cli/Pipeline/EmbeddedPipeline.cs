@@ -13,7 +13,7 @@ namespace Serverless.Cli.Pipeline;
 /// account (<c>datasets/</c>, <c>base-models/</c>, <c>jobs/</c>, <c>model-registry/</c>…), <c>bus.db</c> the broker,
 /// and trainers run as child processes of <c>tune-trainer</c>. Pipeline activities are recorded, so traces propagate.
 /// </summary>
-internal sealed class EmbeddedPipeline : IDisposable
+internal sealed class EmbeddedPipeline : IPipelineParts
 {
     private readonly IDisposable _tracing = Serverless.Pipeline.PipelineTracing.Listen();
 
@@ -33,9 +33,15 @@ internal sealed class EmbeddedPipeline : IDisposable
 
     public string Home { get; }
 
+    public string Location => Home;
+
     public FolderBlobStore Blobs { get; }
 
     public SqliteMessageBus Bus { get; }
+
+    Serverless.Core.Ports.IBlobStore IPipelineParts.Blobs => Blobs;
+
+    Serverless.Core.Ports.IMessageBus IPipelineParts.Bus => Bus;
 
     public ProcessJobDispatcher Dispatcher { get; }
 

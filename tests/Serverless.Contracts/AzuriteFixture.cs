@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using Azure.Storage.Blobs;
 
-namespace Serverless.Azure.Tests.Blobs;
+namespace Serverless.Contracts;
 
 /// <summary>
 /// Azurite's blob service for the contract suite. Uses <c>AZURITE_BLOB_ENDPOINT</c> (or 127.0.0.1:10000) when
@@ -44,11 +44,15 @@ public sealed class AzuriteFixture : IDisposable
             }
         }
 
-        Service = new BlobServiceClient($"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};BlobEndpoint={endpoint};");
+        ConnectionString = $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};BlobEndpoint={endpoint};";
+        Service = new BlobServiceClient(ConnectionString);
     }
 
     /// <summary>The client, or null when Azurite could not be reached or started (see <see cref="Problem"/>).</summary>
     public BlobServiceClient? Service { get; }
+
+    /// <summary>The emulator's connection string (its well-known development account), once available.</summary>
+    public string? ConnectionString { get; }
 
     /// <summary>Why there is no Azurite.</summary>
     public string? Problem { get; }
