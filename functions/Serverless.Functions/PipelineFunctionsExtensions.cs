@@ -16,6 +16,7 @@ public static class PipelineFunctionsExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddPipelineAzure(builder.Configuration);
+        builder.Services.AddPipelineTelemetry(builder.Configuration, "tune-functions");
         builder.Services.AddSingleton(sp => new PipelineRuntime(
             sp.GetRequiredService<IBlobStore>(), sp.GetRequiredService<IMessageBus>(),
             sp.GetService<IJobDispatcher>() ?? new NoDispatch(), sp.GetRequiredService<TimeProvider>(),

@@ -13,6 +13,7 @@ public static class PipelineWorkerExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddPipelineAzure(builder.Configuration);
+        builder.Services.AddPipelineTelemetry(builder.Configuration, "tune-worker");
         builder.Services.AddSingleton(sp => new PipelineRuntime(
             sp.GetRequiredService<IBlobStore>(), sp.GetRequiredService<IMessageBus>(), sp.GetRequiredService<IJobDispatcher>(),
             sp.GetRequiredService<TimeProvider>(),

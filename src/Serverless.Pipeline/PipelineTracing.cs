@@ -30,6 +30,12 @@ public static class PipelineTracing
     /// <summary>Schedule.</summary>
     public static ActivitySource Schedule { get; } = new(Prefix + "Schedule");
 
+    /// <summary>The pipeline's metrics.</summary>
+    public static System.Diagnostics.Metrics.Meter Meter { get; } = new(Prefix + "Metrics");
+
+    /// <summary>Events published, by type.</summary>
+    public static System.Diagnostics.Metrics.Counter<long> EventsPublished { get; } = Meter.CreateCounter<long>("pipeline.events.published", description: "Events published, by type");
+
     /// <summary>Starts an activity that continues <paramref name="traceParent"/> when it is a valid W3C trace context.</summary>
     public static Activity? Start(ActivitySource source, string name, string? traceParent, ActivityKind kind = ActivityKind.Consumer)
     {

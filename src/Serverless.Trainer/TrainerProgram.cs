@@ -1,3 +1,5 @@
+using Azure.Monitor.OpenTelemetry.Exporter;
+using OpenTelemetry.Trace;
 using Serverless.Embedded.Blobs;
 using Serverless.Embedded.Messaging;
 using Serverless.Pipeline;
@@ -26,6 +28,16 @@ public static class TrainerProgram
         }
 
         using var tracing = PipelineTracing.Listen();
+        using var export = environment("APPLICATIONINSIGHTS_CONNECTION_STRING") is { Length: > 0 } insights
+            ? OpenTelemetry.Sdk.CreateTracerProviderBuilder()
+                .AddSource(Serverless.Azure.PipelineTelemetryExtensions.Sources)
+                .AddAzureMonitorTraceExporter(o =>
+                {
+                    o.ConnectionString = insights;
+                    o.Credential = new global::Azure.Identity.DefaultAzureCredential(new global::Azure.Identity.DefaultAzureCredentialOptions { ManagedIdentityClientId = environment("AZURE_CLIENT_ID") });
+                })
+                .Build()
+            : null;
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {

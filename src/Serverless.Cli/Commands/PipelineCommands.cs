@@ -6,6 +6,7 @@ using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
+using OpenTelemetry.Trace;
 using Spectre.Console;
 
 namespace Serverless.Cli.Commands;
@@ -33,10 +34,14 @@ internal static class PipelineCommands
         var home = Home();
         var store = PipelineParts.Store();
         var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once.", DefaultValueFactory = _ => 1 };
-        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store };
+        var trace = new Option<bool>("--trace") { Description = "Print the pipeline's OpenTelemetry traces (one per dataset, across stages) to the console." };
+        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store, trace };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
+            using var tracing = parse.GetValue(trace)
+                ? OpenTelemetry.Sdk.CreateTracerProviderBuilder().AddSource(Serverless.Azure.PipelineTelemetryExtensions.Sources).AddConsoleExporter().Build()
+                : null;
             using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!, parse.GetValue(concurrency));
             writer.WriteLine(pipeline is EmbeddedPipeline local
                 ? $"tune up: watching {Path.Combine(local.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop."

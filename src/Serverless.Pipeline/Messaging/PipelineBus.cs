@@ -29,6 +29,7 @@ public sealed class PipelineBus(IMessageBus bus, TimeProvider clock)
     {
         var cloudEvent = CloudEvent.Create(data, id, source, clock.GetUtcNow());
         await bus.PublishAsync(topic, Message(cloudEvent), cancellationToken);
+        PipelineTracing.EventsPublished.Add(1, new KeyValuePair<string, object?>("type", cloudEvent.Type));
         return cloudEvent;
     }
 
