@@ -87,7 +87,7 @@ public static class Evaluator
         using var scope = NewDisposeScope();
         var all = tensor(windows.ToArray().Select(t => (long)t).ToArray(), dtype: ScalarType.Int64).view(count, length + 1);
         var input = all[.., ..length];                                                   // (B, N)
-        var target = all[.., 1..];                                                       // (B, N)
+        var target = model.OnDevice(all[.., 1..]);                                       // (B, N)
         var logits = model.forward(input);                                               // (B, N, vocab)
         var nats = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), target.reshape(-1), reduction: nn.Reduction.Sum);
         return nats.item<float>();

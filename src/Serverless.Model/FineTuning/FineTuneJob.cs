@@ -7,6 +7,7 @@ using Serverless.Model.Gpt2;
 using Serverless.Model.Safetensors;
 using Serverless.Model.Tokenizers;
 using Serverless.Model.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serverless.Model.FineTuning;
@@ -22,6 +23,9 @@ public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Da
 {
     /// <summary>Called with (phase, checkpoint directory) after each checkpoint, to copy it somewhere durable.</summary>
     public Action<string, string>? CheckpointWritten { get; init; }
+
+    /// <summary>Where to compute: null for the CPU, or a CUDA device (the trainer picks CUDA when <c>torch.cuda.is_available()</c>).</summary>
+    public Device? Device { get; init; }
 }
 
 /// <summary>
@@ -43,7 +47,9 @@ public static class FineTuneJob
         ArgumentNullException.ThrowIfNull(request);
         var spec = request.Spec.Validate();
         var output = request.OutputDirectory;
+        var device = request.Device ?? CPU;
         using var baseModel = Gpt2Model.FromPretrained(request.BaseModel);
+        baseModel.to(device);
         var tokenizer = TokenizerRegistry.Get(baseModel.Config.TokenizerName);
         var prepared = request.Prepared ?? Path.Combine(output, "prepared");
         var manifest = EnsurePrepared(request, prepared, tokenizer, spec);
@@ -58,10 +64,13 @@ public static class FineTuneJob
         if (request.Champion is { } championDirectory)
         {
             using var champion = Gpt2Model.FromPretrained(championDirectory);
+            champion.to(device);
             championScore = Score(champion);
         }
 
         using var candidate = BuildCandidate(baseModel, request.BaseModel, spec, out var teacher);
+        candidate.to(device);
+        teacher?.to(device);
         using (teacher)
         {
             var trainable = StrategySetup.Apply(candidate, spec);
@@ -82,6 +91,7 @@ public static class FineTuneJob
             {
                 var scratchSpec = spec with { Strategy = Strategies.Scratch };
                 using var scratch = new Gpt2Model(baseModel.Config, spec.Seed);
+                scratch.to(device);
                 var scratchParameters = StrategySetup.Apply(scratch, scratchSpec);
                 scratchTrainable = scratchParameters.Sum(p => p.Parameter.numel());
                 scratchResult = TrainingLoop.Train(scratch, scratchParameters, scratchSpec, train, validation, new TrainingOptions

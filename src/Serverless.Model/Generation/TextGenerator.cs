@@ -90,6 +90,8 @@ public static class TextGenerator
 
     private static int Sample(Tensor logits, GenerationOptions options, torch.Generator generator)
     {
+        // Sampling is a few operations on one row: do it on the CPU, where the seeded generator lives.
+        logits = logits.cpu();
         if (options.Temperature == 0)
         {
             return (int)logits.argmax().item<long>();

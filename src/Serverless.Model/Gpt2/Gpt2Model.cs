@@ -36,6 +36,12 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
     /// <summary>The model's shape.</summary>
     public Gpt2Config Config { get; }
 
+    /// <summary>Where the weights live (CPU, or a CUDA device after <c>to(cuda)</c>); inputs are moved here.</summary>
+    public Device Device => _wte.weight!.device;
+
+    /// <summary><paramref name="tensor"/> itself when it is already on this model's device, else a copy there.</summary>
+    internal Tensor OnDevice(Tensor tensor) => tensor.device_type == Device.type && tensor.device_index == Device.index ? tensor : tensor.to(Device);
+
     /// <summary>
     /// Mixed precision: when set (to <see cref="ScalarType.BFloat16"/>), every projection and the output head multiply
     /// in that dtype while weights, LayerNorms, softmax and the optimizer stay float32. Null (the default) computes
@@ -72,6 +78,9 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(idx);
         var t = idx.shape[1];
         var past = cache?.Length ?? 0;
+        var moved = OnDevice(idx);
+        using var onDevice = ReferenceEquals(moved, idx) ? null : moved;
+        idx = moved;
         if (past + t > Config.NPositions)
         {
             throw new ArgumentException(
@@ -103,7 +112,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(targets);
         using var logits = forward(idx);
         using var flat = logits.view(-1, logits.shape[2]);
-        using var flatTargets = targets.reshape(-1);
+        using var flatTargets = OnDevice(targets.reshape(-1));
         return nn.functional.cross_entropy(flat, flatTargets);
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Serverless.Model.Safetensors;
@@ -32,7 +33,8 @@ public static class SafetensorsFile
     public static void Save(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors)
     {
         ArgumentNullException.ThrowIfNull(tensors);
-        var contiguous = tensors.Select(t => (t.Name, Tensor: t.Tensor.contiguous())).ToList();
+        // New handles (on the CPU, contiguous) that this method owns and disposes; the callers' tensors are untouched.
+        var contiguous = tensors.Select(t => (t.Name, Tensor: t.Tensor.device_type == DeviceType.CPU ? t.Tensor.contiguous() : t.Tensor.cpu().contiguous())).ToList();
         try
         {
             var described = contiguous

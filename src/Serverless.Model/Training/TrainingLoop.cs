@@ -140,7 +140,8 @@ public static class TrainingLoop
         double total = 0;
         for (var micro = 0; micro < spec.GradAccumulation; micro++)
         {
-            var (input, target) = sampler.Batch(step, micro);
+            var (cpuInput, cpuTarget) = sampler.Batch(step, micro);
+            var (input, target) = (model.OnDevice(cpuInput), model.OnDevice(cpuTarget));
             var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
             (loss / spec.GradAccumulation).backward();
             total += loss.item<float>();

@@ -83,6 +83,8 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             var report = await Task.Run(() => FineTuneJob.Run(
                 new FineTuneRequest(baseModel, null, output, spec.Training, prepared, champion)
                 {
+                    // A GPU when the container has one (and the CUDA libtorch), else the CPU.
+                    Device = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.CUDA : TorchSharp.torch.CPU,
                     CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, CancellationToken.None).GetAwaiter().GetResult(),
                 },
                 (phase, p) =>
