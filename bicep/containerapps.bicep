@@ -13,6 +13,9 @@ param workerClientId string
 param blobEndpoint string
 param serviceBusNamespace string
 
+@description('Application Insights component the hosts export traces to (local auth is off: they authenticate with their identity).')
+param insightsName string
+
 @description('Requests queue the worker scales on.')
 param requestsQueue string = 'finetune-requests'
 
@@ -21,6 +24,10 @@ param gpuProfileType string = 'Consumption-GPU-NC24-A100'
 
 @description('Longest a training run may take, in seconds.')
 param trainerTimeoutSeconds int = 14400
+
+resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: insightsName
+}
 
 resource environment 'Microsoft.App/managedEnvironments@2025-01-01' = {
   name: '${prefix}-env'
@@ -93,6 +100,10 @@ resource trainer 'Microsoft.App/jobs@2025-01-01' = {
               name: 'AZURE_CLIENT_ID'
               value: trainerClientId
             }
+            {
+              name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+              value: insights.properties.ConnectionString
+            }
           ]
           resources: {
             cpu: json('24')
@@ -142,6 +153,10 @@ resource worker 'Microsoft.App/containerApps@2025-01-01' = {
             {
               name: 'AZURE_CLIENT_ID'
               value: workerClientId
+            }
+            {
+              name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+              value: insights.properties.ConnectionString
             }
             {
               name: 'Trainer__JobResourceId'

@@ -7,11 +7,18 @@ param storageAccountName string
 param blobEndpoint string
 param serviceBusNamespace string
 
+@description('Application Insights component the app exports traces to (local auth is off: it authenticates with its identity).')
+param insightsName string
+
 @description('Container of the uploaded datasets.')
 param datasetsContainer string = 'datasets'
 
 @description('Container the Flex Consumption app deploys its package from.')
 param deploymentContainer string = 'app-package'
+
+resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: insightsName
+}
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -83,6 +90,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'DatasetsContainer'
           value: datasetsContainer
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: insights.properties.ConnectionString
         }
       ]
     }

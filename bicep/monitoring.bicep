@@ -29,3 +29,4 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
 output workspaceId string = logs.id
 output workspaceCustomerId string = logs.properties.customerId
 output insightsId string = insights.id
+output insightsName string = insights.name

@@ -6,6 +6,7 @@ param trainerJobName string
 param functionsPrincipalId string
 param workerPrincipalId string
 param trainerPrincipalId string
+param insightsName string
 param requestsQueue string = 'finetune-requests'
 param trainingTopic string = 'training-events'
 param modelTopic string = 'model-events'
@@ -16,7 +17,23 @@ var roles = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   containerAppsJobsOperator: 'b9a307c4-5aa3-4b52-ba60-2b17c136cd7b'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
+
+resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: insightsName
+}
+
+// With local auth off, telemetry is accepted only from identities holding this role on the component.
+resource telemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principal in [functionsPrincipalId, workerPrincipalId, trainerPrincipalId]: {
+  scope: insights
+  name: guid(insights.id, principal, roles.monitoringMetricsPublisher)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: principal
+    principalType: 'ServicePrincipal'
+  }
+}]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName

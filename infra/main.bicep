@@ -83,6 +83,7 @@ module apps '../bicep/containerapps.bicep' = {
     workerClientId: identity.outputs.workerClientId
     blobEndpoint: storage.outputs.blobEndpoint
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
+    insightsName: monitoring.outputs.insightsName
   }
 }
 
@@ -97,6 +98,7 @@ module functions '../bicep/functions.bicep' = {
     storageAccountName: storage.outputs.name
     blobEndpoint: storage.outputs.blobEndpoint
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
+    insightsName: monitoring.outputs.insightsName
   }
 }
 
@@ -110,6 +112,7 @@ module rbac '../bicep/rbac.bicep' = {
     functionsPrincipalId: identity.outputs.functionsPrincipalId
     workerPrincipalId: identity.outputs.workerPrincipalId
     trainerPrincipalId: identity.outputs.trainerPrincipalId
+    insightsName: monitoring.outputs.insightsName
   }
 }
 

@@ -16,6 +16,7 @@ public sealed class BicepTests
         "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0", // Azure Service Bus Data Receiver
         "7f951dda-4ed3-4680-a7ca-43fe172d538d", // AcrPull
         "b9a307c4-5aa3-4b52-ba60-2b17c136cd7b", // Container Apps Jobs Operator
+        "3913510d-42f4-4e42-8a64-420c390055eb", // Monitoring Metrics Publisher
     ];
 
     private static string Root
@@ -32,13 +33,16 @@ public sealed class BicepTests
         }
     }
 
-    private static (int Code, string Stdout, string Stderr) Bicep(string verb, params string[] extra)
+    private static (int Code, string Stdout, string Stderr) Bicep(string verb, params string[] extra) =>
+        BicepOn(verb, verb == "build-params" ? extra[0] : Path.Combine(Root, "infra", "main.bicep"), verb == "build-params" ? extra[1..] : extra);
+
+    private static (int Code, string Stdout, string Stderr) BicepOn(string verb, string file, params string[] extra)
     {
         var bicep = typeof(BicepTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "BicepPath").Value!;
         File.Exists(bicep).ShouldBeTrue($"the bicep compiler from the Azure.Bicep.CommandLine.linux-x64 package is at {bicep}");
         var start = new ProcessStartInfo(bicep) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Root };
         start.ArgumentList.Add(verb);
-        start.ArgumentList.Add(Path.Combine(Root, "infra", "main.bicep"));
+        start.ArgumentList.Add(file);
         foreach (var e in extra)
         {
             start.ArgumentList.Add(e);
@@ -95,6 +99,17 @@ public sealed class BicepTests
         JsonNode.Parse(json)!["resources"].ShouldNotBeNull();
     }
 
+    [Theory]
+    [InlineData("dev")]
+    [InlineData("prod")]
+    public void EnvironmentParameters_Compile(string environment)
+    {
+        var (code, stdout, stderr) = Bicep("build-params", Path.Combine(Root, "infra", "env", $"{environment}.bicepparam"), "--stdout");
+        code.ShouldBe(0, stderr);
+        stderr.Trim().ShouldBeEmpty();
+        JsonNode.Parse(stdout)!["parametersJson"].ShouldNotBeNull();
+    }
+
     [Fact]
     public void Lint_ReportsNothing()
     {
@@ -128,7 +143,17 @@ public sealed class BicepTests
         settings.Count.ShouldBeGreaterThan(5);
         foreach (var setting in settings)
         {
-            var text = setting!.ToJsonString();
+            // The one connection string allowed: Application Insights' endpoint identifier. It grants nothing while
+            // local auth is off on the component (asserted in LocalAuth_IsDisabledEverywhere); ingestion needs the
+            // identity's Monitoring Metrics Publisher role.
+            if (setting!["name"]!.GetValue<string>() == "APPLICATIONINSIGHTS_CONNECTION_STRING")
+            {
+                setting["value"]!.GetValue<string>().ShouldContain("ConnectionString");
+                setting["value"]!.GetValue<string>().ShouldNotContain("listKeys");
+                continue;
+            }
+
+            var text = setting.ToJsonString();
             foreach (var secret in new[] { "listKeys", "AccountKey", "SharedAccessKey", "ConnectionString", "secretRef" })
             {
                 text.ShouldNotContain(secret, Case.Insensitive);
@@ -136,6 +161,7 @@ public sealed class BicepTests
         }
 
         settings.ShouldContain(s => s!["name"]!.GetValue<string>() == "AzureWebJobsStorage__blobServiceUri", "identity-based storage connection");
+        settings.Count(s => s!["name"]!.GetValue<string>() == "APPLICATIONINSIGHTS_CONNECTION_STRING").ShouldBe(3, "every host exports telemetry");
         settings.ShouldContain(s => s!["name"]!.GetValue<string>() == "ServiceBus__fullyQualifiedNamespace", "identity-based Service Bus connection");
     }
 
