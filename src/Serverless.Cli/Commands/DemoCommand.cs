@@ -33,7 +33,7 @@ internal static class DemoCommand
     {
         var home = PipelineCommands.Home();
         var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 150)." };
-        var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 600)." };
+        var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 500)." };
         var json = new Option<bool>("--json") { Description = "Print only the ModelPublished event as JSON." };
         var command = new Command("demo", "Pre-train a tiny base model on the shipped Bible (first run only), then drop fortunes into the pipeline and follow it to a published model.")
         {
@@ -49,7 +49,7 @@ internal static class DemoCommand
             {
                 if (!quiet)
                 {
-                    writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about two minutes)…");
+                    writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about a minute and a half)…");
                 }
 
                 using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));

@@ -15,7 +15,7 @@ internal static class PretrainCommand
         size.AcceptOnlyFromAmong([.. Pretraining.Sizes]);
         var tokenizer = new Option<string>("--tokenizer") { Description = "bytes or gpt2.", DefaultValueFactory = _ => "bytes" };
         tokenizer.AcceptOnlyFromAmong("bytes", "gpt2");
-        var steps = new Option<int?>("--steps") { Description = "Optimizer steps (default: the spec's, or 600)." };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps (default: the spec's, or 500)." };
         var spec = new Option<FileInfo?>("--spec") { Description = "A training spec JSON file." };
         var json = new Option<bool>("--json") { Description = "JSON lines of progress, then the result as JSON." };
         var command = new Command("pretrain", "Train a base model from scratch on a corpus.") { corpus, output, size, tokenizer, steps, spec, json };
@@ -38,7 +38,7 @@ internal static class PretrainCommand
     /// <summary>Pre-training defaults: a higher learning rate and larger batches than fine-tuning.</summary>
     public static TrainingSpec DefaultSpec { get; } = new()
     {
-        Strategy = Strategies.Scratch, Steps = 600, BatchSize = 16, LearningRate = 2e-3, WarmupSteps = 30, EvalEvery = 100,
-        CheckpointEvery = 100, EarlyStoppingPatience = 0, ValidationFraction = 0.02, WeightDecay = 0.1,
+        Strategy = Strategies.Scratch, Steps = 500, BatchSize = 16, LearningRate = 2e-3, WarmupSteps = 30, EvalEvery = 250,
+        CheckpointEvery = 250, EarlyStoppingPatience = 0, ValidationFraction = 0.02, WeightDecay = 0.1,
     };
 }
