@@ -170,7 +170,7 @@ internal static class DemoCommand
         writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
 
         var directory = Path.Combine(pipeline.Home, "work", "demo-sample");
-        await pipeline.Runtime.Registry.DownloadVerifiedAsync(Model, published.Version, directory, cancellation);
+        await pipeline.Runtime.Registry.DownloadVerifiedAsync(Model, published.Version, directory, cancellationToken: cancellation);
         using var model = Gpt2Model.FromPretrained(directory);
         var tokenizer = TokenizerRegistry.Get(model.Config.TokenizerName);
         const string prompt = "Q: What is the meaning of life?\nA: ";

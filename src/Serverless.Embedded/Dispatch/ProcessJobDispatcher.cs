@@ -13,9 +13,6 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
 {
     private readonly ConcurrentDictionary<string, (string JobId, Process Process)> _runs = new();
 
-    /// <summary>Environment variables given to every trainer.</summary>
-    public IDictionary<string, string> Environment { get; } = new Dictionary<string, string>();
-
     /// <inheritdoc />
     public Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default)
     {
@@ -27,13 +24,9 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
 
         start.ArgumentList.Add(jobId);
         start.Environment["JOB_ID"] = jobId;
-        foreach (var (key, value) in Environment)
-        {
-            start.Environment[key] = value;
-        }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var execution = $"{jobId}-{Guid.NewGuid():N}"[..Math.Min(64, jobId.Length + 33)];
+        var execution = $"{jobId}-{Guid.NewGuid():N}";
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.Exited += (_, _) =>

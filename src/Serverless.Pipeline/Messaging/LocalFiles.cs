@@ -9,9 +9,20 @@ public sealed class LocalFiles(IBlobStore blobs)
     /// <summary>The store the files come from.</summary>
     public IBlobStore Blobs => blobs;
 
-    /// <summary>Downloads one blob; false when it does not exist.</summary>
-    public async Task<bool> DownloadAsync(string container, string name, string path, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Downloads one blob; false when it does not exist. With <paramref name="reuse"/>, a local copy of the same blob
+    /// version (its ETag is kept beside it in <c>{path}.etag</c>) is used as is: models are large and rarely change.
+    /// </summary>
+    public async Task<bool> DownloadAsync(string container, string name, string path, bool reuse = false, CancellationToken cancellationToken = default)
     {
+        var etagPath = path + ".etag";
+        if (reuse && File.Exists(path) && File.Exists(etagPath)
+            && await blobs.GetAsync(container, name, cancellationToken) is { } current
+            && await File.ReadAllTextAsync(etagPath, cancellationToken) == current.ETag)
+        {
+            return true;
+        }
+
         var opened = await blobs.OpenReadAsync(container, name, cancellationToken);
         if (opened is null)
         {
@@ -27,6 +38,11 @@ public sealed class LocalFiles(IBlobStore blobs)
         }
 
         File.Move(temp, path, overwrite: true);
+        if (reuse)
+        {
+            await File.WriteAllTextAsync(etagPath, opened.Value.Item.ETag, cancellationToken);
+        }
+
         return true;
     }
 
@@ -36,7 +52,7 @@ public sealed class LocalFiles(IBlobStore blobs)
         var count = 0;
         await foreach (var item in blobs.ListAsync(container, prefix, cancellationToken))
         {
-            await DownloadAsync(container, item.Name, Path.Combine(directory, item.Name[prefix.Length..]), cancellationToken);
+            await DownloadAsync(container, item.Name, Path.Combine(directory, item.Name[prefix.Length..]), cancellationToken: cancellationToken);
             count++;
         }
 

@@ -86,7 +86,8 @@ public sealed class FineTuneRequestedHandler(
             return jobId;
         }
 
-        var baseModel = await models.ResolveAsync(spec!.BaseModel, cancellationToken);
+        // Only the config is needed here (for the tokenizer); the trainer fetches the weights.
+        var baseModel = await models.ResolveConfigAsync(spec!.BaseModel, cancellationToken);
         if (baseModel is null)
         {
             var message = $"base model '{spec.BaseModel}' was not found (a name under base-models/, or model@alias in the registry).";
@@ -101,7 +102,7 @@ public sealed class FineTuneRequestedHandler(
             foreach (var file in snapshot)
             {
                 var path = Path.Combine(work, "data", file.Name[(model.Length + 1)..]);
-                await files.DownloadAsync(Containers.Datasets, file.Name, path, cancellationToken);
+                await files.DownloadAsync(Containers.Datasets, file.Name, path, cancellationToken: cancellationToken);
                 local.Add(path);
             }
 

@@ -10,8 +10,18 @@ namespace Serverless.Pipeline.Prepare;
 /// </summary>
 public sealed class ModelResolver(LocalFiles files, ModelRegistry registry, PipelineOptions options)
 {
+    private static readonly string[] ConfigOnly = ["config.json"];
+    private static readonly string[] WholeModel = ["config.json", "model.safetensors"];
+
     /// <summary>The local directory of the model, or null when the reference names nothing.</summary>
-    public async Task<string?> ResolveAsync(string reference, CancellationToken cancellationToken = default)
+    public Task<string?> ResolveAsync(string reference, CancellationToken cancellationToken = default) =>
+        ResolveAsync(reference, WholeModel, cancellationToken);
+
+    /// <summary>A local directory holding just the model's <c>config.json</c> (enough to pick its tokenizer), or null.</summary>
+    public Task<string?> ResolveConfigAsync(string reference, CancellationToken cancellationToken = default) =>
+        ResolveAsync(reference, ConfigOnly, cancellationToken);
+
+    private async Task<string?> ResolveAsync(string reference, string[] wanted, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(reference);
         var at = reference.IndexOf('@', StringComparison.Ordinal);
@@ -19,9 +29,9 @@ public sealed class ModelResolver(LocalFiles files, ModelRegistry registry, Pipe
         {
             BlobNames.Model(reference);
             var local = Path.Combine(options.WorkDirectory, "models", "base", reference);
-            foreach (var file in new[] { "config.json", "model.safetensors" })
+            foreach (var file in wanted)
             {
-                if (!await files.DownloadAsync(Containers.BaseModels, $"{reference}/{file}", Path.Combine(local, file), cancellationToken))
+                if (!await files.DownloadAsync(Containers.BaseModels, $"{reference}/{file}", Path.Combine(local, file), reuse: true, cancellationToken))
                 {
                     return null;
                 }
@@ -38,7 +48,7 @@ public sealed class ModelResolver(LocalFiles files, ModelRegistry registry, Pipe
         }
 
         var directory = Path.Combine(options.WorkDirectory, "models", "registry", model, version.Value.ToString());
-        await registry.DownloadVerifiedAsync(model, version.Value, directory, cancellationToken);
+        await registry.DownloadVerifiedAsync(model, version.Value, directory, wanted, cancellationToken);
         return directory;
     }
 

@@ -102,20 +102,21 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
     }
 
     /// <summary>Downloads a version after checking every file against its manifest; throws <see cref="InvalidDataException"/> on any mismatch.</summary>
-    public async Task DownloadVerifiedAsync(string model, int version, string directory, CancellationToken cancellationToken = default)
+    public async Task DownloadVerifiedAsync(string model, int version, string directory, IReadOnlyList<string>? only = null, CancellationToken cancellationToken = default)
     {
         var prefix = $"{model}/{version}/";
         var manifestPath = Path.Combine(directory, "manifest.json");
-        if (!await files.DownloadAsync(Containers.Registry, prefix + "manifest.json", manifestPath, cancellationToken))
+        if (!await files.DownloadAsync(Containers.Registry, prefix + "manifest.json", manifestPath, cancellationToken: cancellationToken))
         {
             throw new InvalidDataException($"model-registry/{prefix} has no manifest.json.");
         }
 
         var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath, cancellationToken))!["files"]!.AsObject();
-        foreach (var file in new[] { "config.json", "model.safetensors" })
+        foreach (var file in only ?? ["config.json", "model.safetensors"])
         {
+            // Versions are immutable, so a verified local copy of the same blob version is reused.
             var local = Path.Combine(directory, file);
-            await files.DownloadAsync(Containers.Registry, prefix + file, local, cancellationToken);
+            await files.DownloadAsync(Containers.Registry, prefix + file, local, reuse: true, cancellationToken);
             await using var stream = File.OpenRead(local);
             var actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
             var expected = manifest[file]?.GetValue<string>();

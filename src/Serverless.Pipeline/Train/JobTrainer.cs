@@ -164,7 +164,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         foreach (var phase in new[] { "candidate", "scratch" })
         {
             var pointerPath = Path.Combine(output, $"{phase}-latest.json");
-            if (!await files.DownloadAsync(Containers.Checkpoints, $"{jobId}/{phase}/latest.json", pointerPath, cancellationToken))
+            if (!await files.DownloadAsync(Containers.Checkpoints, $"{jobId}/{phase}/latest.json", pointerPath, cancellationToken: cancellationToken))
             {
                 continue;
             }
