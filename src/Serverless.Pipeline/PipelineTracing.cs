@@ -36,6 +36,12 @@ public static class PipelineTracing
     /// <summary>Events published, by type.</summary>
     public static System.Diagnostics.Metrics.Counter<long> EventsPublished { get; } = Meter.CreateCounter<long>("pipeline.events.published", description: "Events published, by type");
 
+    /// <summary>Blob and bus calls repeated after a transient failure.</summary>
+    public static System.Diagnostics.Metrics.Counter<long> PortRetries { get; } = Meter.CreateCounter<long>("pipeline.ports.retries", description: "Blob and bus calls repeated after a transient failure");
+
+    /// <summary>Faults injected by chaos mode.</summary>
+    public static System.Diagnostics.Metrics.Counter<long> ChaosFaults { get; } = Meter.CreateCounter<long>("pipeline.chaos.faults", description: "Faults injected by chaos mode (TUNE_CHAOS)");
+
     /// <summary>Starts an activity that continues <paramref name="traceParent"/> when it is a valid W3C trace context.</summary>
     public static Activity? Start(ActivitySource source, string name, string? traceParent, ActivityKind kind = ActivityKind.Consumer)
     {

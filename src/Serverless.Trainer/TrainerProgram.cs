@@ -5,6 +5,7 @@ using Serverless.Embedded.Messaging;
 using Serverless.Pipeline;
 using Serverless.Pipeline.Hosting;
 using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Resilience;
 using Serverless.Pipeline.Train;
 
 namespace Serverless.Trainer;
@@ -47,16 +48,20 @@ public static class TrainerProgram
 
         var trainer = environment("Storage__blobServiceUri") is { Length: > 0 } blobUri && environment("ServiceBus__fullyQualifiedNamespace") is { Length: > 0 } ns
             ? AzureTrainer(blobUri, ns, environment("AZURE_CLIENT_ID"))
-            : EmbeddedTrainer(Path.GetFullPath(home));
+            : EmbeddedTrainer(Path.GetFullPath(home), environment);
         var outcome = await trainer.RunAsync(jobId, cancel.Token);
         Console.WriteLine($"{jobId}: {outcome}");
         return outcome == TrainerOutcome.Failed ? PipelineRuntime.ReportedFailureExitCode : 0;
     }
 
     /// <summary>On the embedded parts of a <c>tune up</c> folder.</summary>
-    private static JobTrainer EmbeddedTrainer(string root) => PipelineRuntime.CreateTrainer(
-        new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")), TimeProvider.System,
-        new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+    /// <remarks>Blob and bus calls are retried on transient failures; <c>TUNE_CHAOS</c> (inherited from <c>tune up --chaos</c>) injects faults underneath.</remarks>
+    private static JobTrainer EmbeddedTrainer(string root, Func<string, string?> environment)
+    {
+        var (blobs, bus) = PortPolicies.Wrap(new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")),
+            ChaosOptions.FromEnvironment(environment), new PortPolicyCounters());
+        return PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+    }
 
     /// <summary>In a Container Apps job: Blob Storage and Service Bus through the job's managed identity.</summary>
     private static JobTrainer AzureTrainer(string blobServiceUri, string serviceBusNamespace, string? clientId)

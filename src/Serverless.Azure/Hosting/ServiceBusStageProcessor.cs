@@ -1,5 +1,6 @@
 using Azure.Messaging.ServiceBus;
 using Serverless.Core.Contracts;
+using Serverless.Core.Ports;
 
 namespace Serverless.Azure.Hosting;
 
@@ -39,7 +40,7 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
     }
 
     /// <summary>What one message goes through (public for tests, with the SDK's model factory).</summary>
-    public static async Task HandleAsync(ProcessMessageEventArgs args, Func<CloudEvent, CancellationToken, Task> handler)
+    public static async Task HandleAsync(ProcessMessageEventArgs args, Func<CloudEvent, CancellationToken, Task> handler, int maxDeliveries = 5)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);
@@ -50,7 +51,7 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
         }
         catch (InvalidDataException e)
         {
-            await args.DeadLetterMessageAsync(args.Message, "InvalidEvent", e.Message, args.CancellationToken);
+            await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.InvalidEvent, e.Message, args.CancellationToken);
             return;
         }
 
@@ -60,13 +61,22 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
         }
         catch (InvalidDataException e)
         {
-            await args.DeadLetterMessageAsync(args.Message, "InvalidEvent", e.Message, args.CancellationToken);
+            await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.InvalidEvent, e.Message, args.CancellationToken);
             return;
         }
-        catch (Exception) when (!args.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (!args.CancellationToken.IsCancellationRequested)
         {
-            await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
-            throw;   // reported to ProcessErrorAsync; the broker redelivers, then dead-letters after its max deliveries
+            if (args.Message.DeliveryCount >= maxDeliveries)
+            {
+                // The last delivery: dead-letter with the handler's reason rather than the broker's MaxDeliveryCountExceeded.
+                await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.HandlerFailed, DeadLetterReasons.DescribeFailure(e, args.Message.DeliveryCount), CancellationToken.None);
+            }
+            else
+            {
+                await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
+            }
+
+            throw;   // reported to ProcessErrorAsync
         }
 
         await args.CompleteMessageAsync(args.Message, args.CancellationToken);

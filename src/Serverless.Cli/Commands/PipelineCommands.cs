@@ -35,10 +35,28 @@ internal static class PipelineCommands
         var store = PipelineParts.Store();
         var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once.", DefaultValueFactory = _ => 1 };
         var trace = new Option<bool>("--trace") { Description = "Print the pipeline's OpenTelemetry traces (one per dataset, across stages) to the console." };
-        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store, trace };
+        var chaos = new Option<double?>("--chaos")
+        {
+            Description = "Chaos mode: fail this share of blob and bus calls (and delay as many by 20 ms), in this host and its trainers, to watch the pipeline recover (e.g. 0.2).",
+        };
+        chaos.Validators.Add(r =>
+        {
+            if (r.GetValue(chaos) is { } rate && (rate < 0 || rate >= 1 || double.IsNaN(rate)))
+            {
+                r.AddError("--chaos is a share of calls between 0 and 1, such as 0.2.");
+            }
+        });
+        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store, trace, chaos };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(chaos) is { } rate)
+            {
+                // Set for this process and inherited by every trainer it starts.
+                Environment.SetEnvironmentVariable(Serverless.Pipeline.Resilience.ChaosOptions.Variable, rate.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                writer.WriteLine($"tune up: chaos mode — {rate:P0} of blob and bus calls fail, as many are delayed; every one is retried.");
+            }
+
             using var tracing = parse.GetValue(trace)
                 ? OpenTelemetry.Sdk.CreateTracerProviderBuilder().AddSource(Serverless.Azure.PipelineTelemetryExtensions.Sources).AddConsoleExporter().Build()
                 : null;

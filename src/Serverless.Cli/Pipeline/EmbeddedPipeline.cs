@@ -5,6 +5,8 @@ using Serverless.Embedded.Messaging;
 using Serverless.Embedded.Triggers;
 using Serverless.Pipeline.Hosting;
 using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Resilience;
+using Serverless.Core.Ports;
 
 namespace Serverless.Cli.Pipeline;
 
@@ -17,26 +19,46 @@ internal sealed class EmbeddedPipeline : IPipelineParts
 {
     private readonly IDisposable _tracing = Serverless.Pipeline.PipelineTracing.Listen();
 
-    public EmbeddedPipeline(string home, int maxConcurrentJobs = 1, TimeProvider? clock = null)
+    /// <param name="home">The folder.</param>
+    /// <param name="maxConcurrentJobs">Trainers at once.</param>
+    /// <param name="clock">The clock (tests use a fake one).</param>
+    /// <param name="chaos">Chaos mode for the blob and bus calls of this host and its trainers; by default from <c>TUNE_CHAOS</c>.</param>
+    /// <param name="decorate">Wraps the ports the stages see, after retries (tests inject crashes with it).</param>
+    /// <param name="configure">Adjusts the stages' settings (lock duration, timeouts).</param>
+    public EmbeddedPipeline(string home, int maxConcurrentJobs = 1, TimeProvider? clock = null, ChaosOptions? chaos = null,
+        Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null, Func<PipelineOptions, PipelineOptions>? configure = null)
     {
         Home = Path.GetFullPath(home);
         Blobs = new FolderBlobStore(Home);
         Bus = new SqliteMessageBus(Path.Combine(Home, "bus.db"), clock);
+        chaos ??= ChaosOptions.FromEnvironment(Environment.GetEnvironmentVariable);
+        var ports = PortPolicies.Wrap(Blobs, Bus, chaos, Counters, clock);
+        ports = decorate?.Invoke(ports) ?? ports;
         var (executable, arguments) = TrainerCommand(Home);
-        Dispatcher = new ProcessJobDispatcher(executable, arguments, (job, code) => _ = Runtime!.TrainerExitedAsync(job, code));
-        Runtime = new PipelineRuntime(Blobs, Bus, Dispatcher, clock ?? TimeProvider.System,
-            new PipelineOptions { WorkDirectory = Path.Combine(Home, "work"), MaxConcurrentJobs = maxConcurrentJobs });
-        Watcher = new DatasetWatcher(Blobs,
+        var trainerEnvironment = chaos is null ? null : new Dictionary<string, string>
+        {
+            [ChaosOptions.Variable] = chaos.FaultRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [ChaosOptions.Variable + "_LATENCY_MS"] = ((int)chaos.Latency.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        Dispatcher = new ProcessJobDispatcher(executable, arguments, (job, code) => _ = Runtime!.TrainerExitedAsync(job, code), environment: trainerEnvironment);
+        var options = new PipelineOptions { WorkDirectory = Path.Combine(Home, "work"), MaxConcurrentJobs = maxConcurrentJobs };
+        Runtime = new PipelineRuntime(ports.Blobs, ports.Bus, Dispatcher, clock ?? TimeProvider.System, configure?.Invoke(options) ?? options);
+        Watcher = new DatasetWatcher(ports.Blobs,
             (name, etag, ct) => Runtime.Ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded(name, etag), ct),
             Path.Combine(Home, Containers.Datasets));
     }
 
     public string Home { get; }
 
+    /// <summary>Retries and injected faults of this host's blob and bus calls.</summary>
+    public PortPolicyCounters Counters { get; } = new();
+
     public string Location => Home;
 
+    /// <summary>The folder store itself, without retries or chaos; the stages use <see cref="PipelineRuntime.Blobs"/>.</summary>
     public FolderBlobStore Blobs { get; }
 
+    /// <summary>The broker itself, without retries or chaos; the stages use <see cref="PipelineRuntime.Bus"/>.</summary>
     public SqliteMessageBus Bus { get; }
 
     Serverless.Core.Ports.IBlobStore IPipelineParts.Blobs => Blobs;

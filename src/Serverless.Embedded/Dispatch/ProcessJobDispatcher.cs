@@ -9,7 +9,8 @@ namespace Serverless.Embedded.Dispatch;
 /// (SIGTERM), then kills it after a grace period. When a run ends with a non-zero exit code, <c>exited</c> is told, so
 /// the host can report a trainer that died without saying so.
 /// </summary>
-public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string> arguments, Action<string, int>? exited = null, TimeSpan? gracePeriod = null) : IJobDispatcher, IDisposable
+public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string> arguments, Action<string, int>? exited = null, TimeSpan? gracePeriod = null,
+    IReadOnlyDictionary<string, string>? environment = null) : IJobDispatcher, IDisposable
 {
     private readonly ConcurrentDictionary<string, (string JobId, Process Process)> _runs = new();
 
@@ -23,6 +24,11 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
         }
 
         start.ArgumentList.Add(jobId);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         start.Environment["JOB_ID"] = jobId;
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };

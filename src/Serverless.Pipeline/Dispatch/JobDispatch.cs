@@ -9,11 +9,25 @@ namespace Serverless.Pipeline.Dispatch;
 /// <summary>
 /// Dispatch: starts a trainer for a prepared job and records it — never holding a message lock while training runs.
 /// At most <see cref="PipelineOptions.MaxConcurrentJobs"/> trainers run at once; a job that finds none free sends
-/// itself a scheduled request and tries again later, so none is lost.
+/// itself a scheduled request and tries again later, so none is lost. A slot is claimed in the job document
+/// (<c>starting@{time}</c>) before the trainer is started; a claim whose host died before the trainer reached
+/// <c>running</c> is taken over after <see cref="PipelineOptions.StartTimeout"/>, so a crash there loses nothing.
 /// </summary>
 public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, ILogger<JobDispatch> logger)
 {
-    private const string Starting = "starting";
+    private const string Starting = "starting@";
+
+    /// <summary>Whether <paramref name="execution"/> is a claim (a trainer being started) rather than a started run.</summary>
+    public static bool IsClaim(string execution) => execution?.StartsWith(Starting, StringComparison.Ordinal) ?? false;
+
+    /// <summary>Whether <paramref name="job"/> holds a trainer claim that was never followed by a running trainer and is older than the start timeout.</summary>
+    public bool IsStaleClaim(JobDocument job, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        return job.State == JobState.Dispatched && job.Execution is { } execution && IsClaim(execution)
+            && DateTimeOffset.TryParse(execution[Starting.Length..], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var since)
+            && now - since >= options.StartTimeout;
+    }
 
     /// <summary>Starts the job's trainer if a slot is free and nobody else started it; returns whether this call started it.</summary>
     public async Task<bool> TryDispatchAsync(string jobId, CancellationToken cancellationToken = default)
@@ -29,25 +43,37 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
         }
 
         var claimed = false;
+        var now = bus.Clock.GetUtcNow();
+        var claim = Starting + now.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
         var updated = await jobs.UpdateAsync(jobId, job =>
         {
             claimed = false;
-            if (job.Execution is not null || job.State is not (JobState.Preparing or JobState.Dispatched) || job.CancelRequested)
+            var free = job.Execution is null || IsStaleClaim(job, now);
+            if (!free || job.State is not (JobState.Preparing or JobState.Dispatched) || job.CancelRequested)
             {
                 return null;
             }
 
             claimed = true;
-            var moved = job.State == JobState.Dispatched ? job : job.MoveTo(JobState.Dispatched, bus.Clock.GetUtcNow(), "trainer starting");
-            return moved with { Execution = Starting, Attempts = job.Attempts + 1 };
+            var moved = job.State == JobState.Dispatched
+                ? job.Execution is null ? job : job.MoveTo(JobState.Dispatched, now, "taking over the trainer claim of a host that stopped before starting it")
+                : job.MoveTo(JobState.Dispatched, now, "trainer starting");
+            return moved with { Execution = claim, Attempts = job.Attempts + 1 };
         }, cancellationToken);
         if (!claimed)
         {
+            if (updated.State == JobState.Dispatched && updated.Execution is { } held && IsClaim(held))
+            {
+                // Someone's claim, not yet followed by a trainer: look again when it would be stale.
+                var check = PipelineBus.StableId(jobId, "claim", held);
+                await bus.RequestAsync(new FineTuneRequested(updated.Model, "dispatch", updated.TriggerKey, JobId: jobId), check, now + options.StartTimeout, cancellationToken);
+            }
+
             return false;
         }
 
         var execution = await dispatcher.StartAsync(jobId, cancellationToken);
-        await jobs.UpdateAsync(jobId, job => job.Execution == Starting ? job with { Execution = execution } : null, cancellationToken);
+        await jobs.UpdateAsync(jobId, job => job.Execution == claim ? job with { Execution = execution } : null, cancellationToken);
         logger.JobDispatched(jobId, execution, updated.Attempts);
         return true;
     }

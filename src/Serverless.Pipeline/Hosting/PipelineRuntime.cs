@@ -99,15 +99,15 @@ public sealed class PipelineRuntime
     /// <summary>The message pumps of the bus-triggered stages: Prepare+Dispatch, Publish, Job status.</summary>
     public IReadOnlyList<MessagePump> Pumps() =>
     [
-        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare"), PipelineTracing.Prepare),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish"), PipelineTracing.Publish),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus"), PipelineTracing.JobStatus),
+        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare"), PipelineTracing.Prepare, Options.Entities.MaxDeliveryCount),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish"), PipelineTracing.Publish, Options.Entities.MaxDeliveryCount),
+        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus"), PipelineTracing.JobStatus, Options.Entities.MaxDeliveryCount),
     ];
 
     /// <summary>Runs the bus-triggered stages and the schedule until cancelled.</summary>
     public async Task RunStagesAsync(TimeSpan idle, CancellationToken cancellationToken)
     {
-        await Bus.EnsureTopologyAsync(cancellationToken: cancellationToken);
+        await Bus.EnsureTopologyAsync(Options.Entities, cancellationToken);
         var tasks = Pumps().Select(p => p.RunAsync(idle, cancellationToken)).ToList();
         tasks.Add(RunScheduleAsync(cancellationToken));
         await Task.WhenAll(tasks);

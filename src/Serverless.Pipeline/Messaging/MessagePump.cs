@@ -6,13 +6,16 @@ namespace Serverless.Pipeline.Messaging;
 
 /// <summary>
 /// Receives from one queue or subscription and hands each message to a handler: complete on success; on an
-/// exception, abandon (so it is delivered again, and dead-lettered by the broker after its maximum deliveries); a
-/// message that can never be handled (not a CloudEvent, wrong type) is dead-lettered at once with the reason. The
+/// exception, abandon (so it is delivered again), and on its last allowed delivery dead-letter it with reason
+/// <c>HandlerFailed</c> and the exception's message, so <c>tune deadletters</c> says why; a message that can never
+/// be handled (not a CloudEvent, wrong type) is dead-lettered at once with the reason. The
 /// lock is renewed while the handler runs. This is what a host does around a handler; the Azure worker does the same
 /// with a <c>ServiceBusProcessor</c>.
 /// </summary>
-public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger, System.Diagnostics.ActivitySource? tracing = null)
+public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger,
+    System.Diagnostics.ActivitySource? tracing = null, int maxDeliveries = 5)
 {
+
     /// <summary>Receives and handles whatever is visible now; returns how many messages were handled.</summary>
     public async Task<int> DrainOnceAsync(int maxMessages = 8, CancellationToken cancellationToken = default)
     {
@@ -63,7 +66,7 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
         }
         catch (InvalidDataException e)
         {
-            await bus.DeadLetterAsync(entity, message, "InvalidEvent", e.Message, cancellationToken);
+            await bus.DeadLetterAsync(entity, message, DeadLetterReasons.InvalidEvent, e.Message, cancellationToken);
             return;
         }
 
@@ -83,7 +86,7 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
         {
             await renew.CancelAsync();
             await renewal;
-            await bus.DeadLetterAsync(entity, message, "InvalidEvent", e.Message, cancellationToken);
+            await bus.DeadLetterAsync(entity, message, DeadLetterReasons.InvalidEvent, e.Message, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -92,7 +95,14 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
             logger.HandlerFailed(e, message.MessageId, entity, message.DeliveryCount);
             try
             {
-                await bus.AbandonAsync(entity, message, CancellationToken.None);
+                if (message.DeliveryCount >= maxDeliveries)
+                {
+                    await bus.DeadLetterAsync(entity, message, DeadLetterReasons.HandlerFailed, DeadLetterReasons.DescribeFailure(e, message.DeliveryCount), CancellationToken.None);
+                }
+                else
+                {
+                    await bus.AbandonAsync(entity, message, CancellationToken.None);
+                }
             }
             catch (MessageLockLostException)
             {

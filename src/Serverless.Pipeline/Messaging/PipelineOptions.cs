@@ -15,6 +15,12 @@ public sealed record PipelineOptions
     /// <summary>Most time between two progress events. <value>3 s</value>.</summary>
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>How long a trainer claim may go without the trainer reporting <c>running</c> before another host takes it over. <value>2 min</value>.</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Lock duration, maximum deliveries and duplicate detection of the pipeline's queue and subscriptions.</summary>
+    public Serverless.Core.Ports.EntityOptions Entities { get; init; } = new();
+
     /// <summary>First retry delay after a retryable failure; doubles each attempt. <value>2 s</value>.</summary>
     public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromSeconds(2);
 }

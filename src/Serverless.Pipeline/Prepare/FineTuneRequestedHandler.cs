@@ -55,29 +55,45 @@ public sealed class FineTuneRequestedHandler(
 
         var specHash = spec?.Hash ?? PipelineBus.StableId(specError!.Message);
         var jobId = $"{model}-{PipelineBus.StableId(model, datasetHash, specHash, request.TriggerKey)[..12]}";
+        JobDocument job;
         if (await jobs.GetAsync(jobId, cancellationToken) is { } existing)
         {
             logger.JobExists(jobId, model, request.Trigger);
-            if (existing.Job.State == JobState.Preparing && existing.Job.Execution is null
-                && await blobs.GetAsync(Containers.Prepared, $"{jobId}/manifest.json", cancellationToken) is not null)
+            var held = existing.Job.Execution;
+            if (existing.Job.State == JobState.Dispatched && held is not null && JobDispatch.IsClaim(held))
             {
-                await dispatch.TryDispatchAsync(jobId, cancellationToken);   // prepared before a crash, never dispatched
+                await dispatch.TryDispatchAsync(jobId, cancellationToken);   // claimed before a crash: taken over once stale
+                return jobId;
             }
 
-            return jobId;
-        }
+            if (existing.Job.State != JobState.Preparing || held is not null)
+            {
+                return jobId;
+            }
 
-        var now = bus.Clock.GetUtcNow();
-        var job = new JobDocument
+            if (await blobs.GetAsync(Containers.Prepared, $"{jobId}/manifest.json", cancellationToken) is not null)
+            {
+                await dispatch.TryDispatchAsync(jobId, cancellationToken);   // prepared before a crash, never dispatched
+                return jobId;
+            }
+
+            // Its host stopped while preparing (the request came back): prepare again; the shards come out the same.
+            job = existing.Job;
+        }
+        else
         {
-            JobId = jobId, Model = model, Trigger = request.Trigger, TriggerKey = request.TriggerKey,
-            Spec = spec?.Source ?? request.Spec ?? [], Dataset = snapshot, DatasetHash = datasetHash, CreatedAt = now,
-            TraceParent = System.Diagnostics.Activity.Current?.Id,
-            History = [new JobTransition(JobState.Preparing, now, $"requested by {request.Trigger}")],
-        };
-        if (!await jobs.TryCreateAsync(job, cancellationToken))
-        {
-            return jobId;
+            var now = bus.Clock.GetUtcNow();
+            job = new JobDocument
+            {
+                JobId = jobId, Model = model, Trigger = request.Trigger, TriggerKey = request.TriggerKey,
+                Spec = spec?.Source ?? request.Spec ?? [], Dataset = snapshot, DatasetHash = datasetHash, CreatedAt = now,
+                TraceParent = System.Diagnostics.Activity.Current?.Id,
+                History = [new JobTransition(JobState.Preparing, now, $"requested by {request.Trigger}")],
+            };
+            if (!await jobs.TryCreateAsync(job, cancellationToken))
+            {
+                return jobId;
+            }
         }
 
         if (specError is not null)
@@ -92,6 +108,16 @@ public sealed class FineTuneRequestedHandler(
         {
             var message = $"base model '{spec.BaseModel}' was not found (a name under base-models/, or model@alias in the registry).";
             await RejectAsync(job, [new DatasetProblem($"{model}/{Containers.SpecFile}", null, "baseModel", message)], message, cancellationToken);
+            return jobId;
+        }
+
+        // Two files whose names differ only in case would be one file on a case-insensitive disk (the trainer's, a user's).
+        var clashes = snapshot.GroupBy(f => f.Name, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1).ToList();
+        if (clashes.Count > 0)
+        {
+            var problems = clashes.Select(g => new DatasetProblem(g.Last().Name[(model.Length + 1)..], null, "name",
+                $"the file names {string.Join(" and ", g.Select(f => $"'{f.Name[(model.Length + 1)..]}'"))} differ only in case; rename or remove one")).ToList();
+            await RejectAsync(job, problems, problems[0].Message, cancellationToken);
             return jobId;
         }
 

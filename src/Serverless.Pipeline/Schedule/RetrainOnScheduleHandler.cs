@@ -18,7 +18,8 @@ namespace Serverless.Pipeline.Schedule;
 /// sends a <c>FineTuneRequested</c> whose trigger key is that occurrence (so it can never be sent twice), unless
 /// <c>onlyIfDataChanged</c> and the dataset equals the last job's. The last occurrence handled is kept in
 /// <c>receipts/schedule/{model}.json</c>, so a restart neither misses nor repeats one; after downtime only the latest
-/// missed occurrence runs.
+/// missed occurrence runs; a clock that jumps back repeats none. Occurrences are computed in the spec's
+/// <c>retrain.timeZone</c> (Cronos: a time skipped by daylight saving runs once after the gap, a repeated one once).
 /// </summary>
 public sealed class RetrainOnScheduleHandler(IBlobStore blobs, SpecReader specs, JobStore jobs, PipelineBus bus, ILogger<RetrainOnScheduleHandler> logger)
 {
@@ -53,7 +54,12 @@ public sealed class RetrainOnScheduleHandler(IBlobStore blobs, SpecReader specs,
             var receipt = $"schedule/{model}.json";
             var (last, etag) = await ReadReceiptAsync(receipt, cancellationToken);
             var from = last ?? now.AddMinutes(-1);
-            var occurrence = CronExpression.Parse(cron).GetOccurrences(from.UtcDateTime, now.UtcDateTime, fromInclusive: false, toInclusive: true).LastOrDefault();
+            if (from >= now)
+            {
+                continue;   // the clock went back: occurrences up to the receipt's are handled already
+            }
+
+            var occurrence = CronExpression.Parse(cron).GetOccurrences(from, now, spec.Retrain.Zone(), fromInclusive: false, toInclusive: true).LastOrDefault();
             if (occurrence == default)
             {
                 if (last is null)
@@ -64,7 +70,7 @@ public sealed class RetrainOnScheduleHandler(IBlobStore blobs, SpecReader specs,
                 continue;
             }
 
-            var at = new DateTimeOffset(occurrence, TimeSpan.Zero);
+            var at = occurrence.ToUniversalTime();
             if (!await WriteReceiptAsync(receipt, at, etag, cancellationToken))
             {
                 continue;   // another scheduler handled it

@@ -13,9 +13,15 @@ namespace Serverless.Pipeline.Specs;
 public sealed record GateSpec(double MinImprovementOverBase = 0, bool MustBeatChampion = true);
 
 /// <summary>Retraining on a schedule.</summary>
-/// <param name="Cron">A cron expression (5 fields, UTC), e.g. <c>0 3 * * *</c>; null for no schedule.</param>
+/// <param name="Cron">A cron expression (5 fields), e.g. <c>0 3 * * *</c>; null for no schedule.</param>
 /// <param name="OnlyIfDataChanged">Skip an occurrence when the dataset equals the last job's. <value>true</value>.</param>
-public sealed record RetrainSpec(string? Cron = null, bool OnlyIfDataChanged = true);
+/// <param name="TimeZone">The IANA time zone the cron expression is read in (<c>Europe/Berlin</c>). <value>UTC</value>.
+/// Across daylight-saving changes a skipped time runs once just after the gap and a repeated time runs once.</param>
+public sealed record RetrainSpec(string? Cron = null, bool OnlyIfDataChanged = true, string? TimeZone = null)
+{
+    /// <summary>The time zone, UTC when none is given.</summary>
+    public TimeZoneInfo Zone() => TimeZone is { } id ? TimeZoneInfo.FindSystemTimeZoneById(id) : TimeZoneInfo.Utc;
+}
 
 /// <summary>
 /// A model's spec (<c>datasets/{model}/tune.json</c>): the training fields of <see cref="TrainingSpec"/> plus the
@@ -121,6 +127,18 @@ public sealed record PipelineSpec
             catch (CronFormatException e)
             {
                 problems.Add($"retrain.cron: '{cron}' is not a cron expression ({e.Message}).");
+            }
+        }
+
+        if (spec.Retrain.TimeZone is { } zone)
+        {
+            try
+            {
+                spec.Retrain.Zone();
+            }
+            catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException)
+            {
+                problems.Add($"retrain.timeZone: '{zone}' is not a known time zone; use an IANA name such as 'Europe/Berlin' or 'America/New_York'.");
             }
         }
 

@@ -9,9 +9,9 @@ public sealed class ServiceBusStageProcessorTests
 {
     private readonly ServiceBusReceiver _receiver = Substitute.For<ServiceBusReceiver>();
 
-    private (ProcessMessageEventArgs Args, ServiceBusReceivedMessage Message) Args(string body)
+    private (ProcessMessageEventArgs Args, ServiceBusReceivedMessage Message) Args(string body, int deliveryCount = 1)
     {
-        var message = ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromString(body), messageId: "m1", lockTokenGuid: Guid.NewGuid(), deliveryCount: 1);
+        var message = ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromString(body), messageId: "m1", lockTokenGuid: Guid.NewGuid(), deliveryCount: deliveryCount);
         return (new ProcessMessageEventArgs(message, _receiver, CancellationToken.None), message);
     }
 
@@ -34,6 +34,15 @@ public sealed class ServiceBusStageProcessorTests
         await Should.ThrowAsync<TimeoutException>(() => ServiceBusStageProcessor.HandleAsync(args, (_, _) => throw new TimeoutException("storage slow")));
         await _receiver.Received(1).AbandonMessageAsync(message, Arg.Any<IDictionary<string, object>>(), Arg.Any<CancellationToken>());
         await _receiver.DidNotReceive().CompleteMessageAsync(Arg.Any<ServiceBusReceivedMessage>(), Arg.Any<CancellationToken>());
+    }
+
+    [Fact]
+    public async Task HandlerThrowsOnTheLastDelivery_IsDeadLetteredWithTheExceptionsMessage()
+    {
+        var (args, message) = Args(Event(), deliveryCount: 5);
+        await Should.ThrowAsync<TimeoutException>(() => ServiceBusStageProcessor.HandleAsync(args, (_, _) => throw new TimeoutException("storage slow"), maxDeliveries: 5));
+        await _receiver.Received(1).DeadLetterMessageAsync(message, "HandlerFailed", Arg.Is<string>(d => d.Contains("TimeoutException: storage slow")), Arg.Any<CancellationToken>());
+        await _receiver.DidNotReceive().AbandonMessageAsync(Arg.Any<ServiceBusReceivedMessage>(), Arg.Any<IDictionary<string, object>>(), Arg.Any<CancellationToken>());
     }
 
     [Fact]
