@@ -149,6 +149,17 @@ internal sealed class Cluster : IAsyncDisposable
         return jobs;
     }
 
+    /// <summary>Messages waiting or locked anywhere but in this harness's own model-events subscription.</summary>
+    public int PendingMessages()
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Home, "bus.db")};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM messages WHERE dead_lettered = 0 AND entity <> $e";
+        command.Parameters.AddWithValue("$e", Serverless.Core.Naming.Entities.Subscription(Serverless.Core.Naming.Entities.ModelEvents, Subscriber));
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Receives model events into <see cref="Events"/>.</summary>
     public async Task CollectEventsAsync()
     {

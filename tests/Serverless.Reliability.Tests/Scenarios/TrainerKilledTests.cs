@@ -37,8 +37,7 @@ public sealed class TrainerKilledTests
             if (kill % 2 == 1)
             {
                 // Aim inside a checkpoint copy: a step folder whose state.json (copied last) is not there yet.
-                await Cluster.UntilAsync(() => Task.FromResult(Directory.GetDirectories(checkpointsDir, "step-*")
-                    .FirstOrDefault(d => !File.Exists(Path.Combine(d, "state.json")))), 30, "a checkpoint being copied");
+                await Cluster.UntilAsync(() => Task.FromResult(CopyInProgress(checkpointsDir)), 30, "a checkpoint being copied");
             }
             else
             {
@@ -63,12 +62,33 @@ public sealed class TrainerKilledTests
         metrics.CandidateTraining.TrainLoss.Count.ShouldBe(steps, "each resume continued from its checkpoint: the loss history runs from step 1 to the end exactly once");
     }
 
+    /// <summary>A step folder newer than the one latest.json names whose state.json (copied last) is not there yet.</summary>
+    private static string? CopyInProgress(string checkpoints)
+    {
+        var latest = Path.Combine(checkpoints, "latest.json");
+        string current;
+        try
+        {
+            current = StepOf(File.ReadAllText(latest));
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+
+        return Directory.GetDirectories(checkpoints, "step-*")
+            .FirstOrDefault(d => string.CompareOrdinal(Path.GetFileName(d), current) > 0 && !File.Exists(Path.Combine(d, "state.json")));
+    }
+
+    private static string StepOf(string pointer) =>
+        Path.GetFileName((JsonNode.Parse(pointer)!["prefix"]?.GetValue<string>() ?? "").TrimEnd('/'));
+
     /// <summary>Step folders newer than the one latest.json names: copies cut short by the kill (or not yet pointed at).</summary>
     private static int CountIncompleteCheckpoints(string checkpoints, string pointer)
     {
-        var current = JsonNode.Parse(pointer)!.AsObject().Select(p => p.Value?.ToString()).FirstOrDefault(v => v?.Contains("step-", StringComparison.Ordinal) == true) ?? "";
+        var current = StepOf(pointer);
         var complete = Directory.GetDirectories(checkpoints, "step-*").Select(d => Directory.GetFiles(d, "*", SearchOption.AllDirectories).Length).DefaultIfEmpty(0).Max();
         return Directory.GetDirectories(checkpoints, "step-*")
-            .Count(d => string.CompareOrdinal(Path.GetFileName(d), Path.GetFileName(current.TrimEnd('/'))) > 0 && Directory.GetFiles(d, "*", SearchOption.AllDirectories).Length < complete);
+            .Count(d => string.CompareOrdinal(Path.GetFileName(d), current) > 0 && Directory.GetFiles(d, "*", SearchOption.AllDirectories).Length < complete);
     }
 }

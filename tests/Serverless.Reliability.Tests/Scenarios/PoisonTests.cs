@@ -1,0 +1,50 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Serverless.Core.Contracts;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
+using Serverless.Reliability.Tests.Harness;
+
+namespace Serverless.Reliability.Tests.Scenarios;
+
+/// <summary>A message no handler can ever process must not loop forever, and must say why it was set aside.</summary>
+[Collection(ReliabilityScenarios.Name)]
+public sealed class PoisonTests
+{
+    [Fact]
+    public async Task HandlerAlwaysThrows_DeadLetteredAfterMaxDeliveries_WithTheExceptionsMessage_ShownByTuneDeadletters()
+    {
+        var watch = Figures.Start();
+        await using var cluster = new Cluster();
+        await cluster.StartAsync();
+        await cluster.StopAsync();   // the topology exists; this test drives its own pump
+        var bus = new Serverless.Embedded.Messaging.SqliteMessageBus(Path.Combine(cluster.Home, "bus.db"));
+        await bus.EnsureQueueAsync(Entities.FineTuneRequests, Cluster.Entities);
+        var request = CloudEvent.Create(new FineTuneRequested("poison", "upload", "upload"), "poison-1", "/tests", DateTimeOffset.UtcNow);
+        await bus.SendAsync(Entities.FineTuneRequests, new OutgoingMessage("poison-1", request.ToJson(), new Dictionary<string, string> { [MessageProperties.Type] = request.Type }));
+
+        var calls = 0;
+        var pump = new MessagePump(bus, Entities.FineTuneRequests, (_, _) =>
+        {
+            calls++;
+            throw new InvalidOperationException("the disk under work/ is full");
+        }, NullLogger.Instance, maxDeliveries: Cluster.Entities.MaxDeliveryCount);
+        while ((await bus.PeekDeadLettersAsync(Entities.FineTuneRequests)).Count == 0)
+        {
+            await pump.DrainOnceAsync();
+        }
+
+        calls.ShouldBe(Cluster.Entities.MaxDeliveryCount);
+        var dead = (await bus.PeekDeadLettersAsync(Entities.FineTuneRequests)).Single();
+        (dead.Reason, dead.DeliveryCount).ShouldBe((DeadLetterReasons.HandlerFailed, Cluster.Entities.MaxDeliveryCount));
+        dead.Description.ShouldContain("InvalidOperationException: the disk under work/ is full");
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Serverless.Cli.TuneCli.Run(["deadletters", "--home", cluster.Home], output, error).ShouldBe(0, error.ToString());
+        output.ToString().ShouldContain("HandlerFailed");
+        output.ToString().ShouldContain("the disk under work/ is full");
+        (await bus.ReceiveAsync(Entities.FineTuneRequests, 10)).ShouldBeEmpty("nothing left to loop on");
+        Figures.Add(new Figure("poison message (handler always throws)", 1, calls, 0, 0, 0, 0, watch.Elapsed, $"dead-lettered after {calls} deliveries with the exception's message"));
+    }
+}
