@@ -88,6 +88,17 @@ public sealed record CloudEvent
         try
         {
             var e = JsonSerializer.Deserialize<CloudEvent>(json, JsonOptions) ?? throw new InvalidDataException("The event is JSON null.");
+            var missing = new[] { ("id", e.Id), ("source", e.Source), ("type", e.Type) }.FirstOrDefault(a => string.IsNullOrEmpty(a.Item2)).Item1;
+            if (missing is not null)
+            {
+                throw new InvalidDataException($"The event has no '{missing}' (CloudEvents requires id, source, type and specversion).");
+            }
+
+            if (e.Data is null)
+            {
+                throw new InvalidDataException($"Event {e.Id} ({e.Type}) has no 'data'.");
+            }
+
             return e.SpecVersion == "1.0" ? e : throw new InvalidDataException($"Unsupported CloudEvents specversion '{e.SpecVersion}'.");
         }
         catch (JsonException e)

@@ -78,6 +78,9 @@ public static partial class BlobNames
         return model;
     }
 
+    /// <summary>Whether <paramref name="model"/> is a valid model name.</summary>
+    public static bool IsModel(string? model) => model is not null && ModelPattern().IsMatch(model);
+
     private static string Printable(string s) => new(s.Take(80).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 
     [GeneratedRegex("^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")]

@@ -274,7 +274,15 @@ public sealed class DatasetReader
         {
             if (element.ValueKind == JsonValueKind.String)
             {
-                return element.GetString();
+                try
+                {
+                    return element.GetString();
+                }
+                catch (InvalidOperationException)
+                {
+                    errors.Add(new DatasetError(name, line, field, "is not valid text: it has a lone UTF-16 surrogate escape (\\uD800–\\uDFFF without its pair)."));
+                    return null;
+                }
             }
 
             errors.Add(new DatasetError(name, line, field, $"must be a string, found {Describe(element.ValueKind)}."));

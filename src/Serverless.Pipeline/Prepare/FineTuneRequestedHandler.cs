@@ -35,7 +35,16 @@ public sealed class FineTuneRequestedHandler(
             return continuing;
         }
 
-        var model = BlobNames.Model(request.Model);
+        string model;
+        try
+        {
+            model = BlobNames.Model(request.Model);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException(e.Message, e);   // a request no delivery can fix: dead-lettered at once
+        }
+
         var (snapshot, datasetHash) = await DatasetSnapshot.TakeAsync(blobs, model, cancellationToken);
         if (snapshot.Count == 0)
         {

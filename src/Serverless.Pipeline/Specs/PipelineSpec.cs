@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cronos;
+using Serverless.Core.Naming;
 using Serverless.Model.Training;
 
 namespace Serverless.Pipeline.Specs;
@@ -101,6 +102,10 @@ public sealed record PipelineSpec
         if (string.IsNullOrWhiteSpace(spec.BaseModel))
         {
             problems.Add("baseModel: must name a model under base-models/ or a registry reference model@alias.");
+        }
+        else if (spec.BaseModel.Split('@') is var parts && (parts.Length > 2 || !BlobNames.IsModel(parts[0]) || (parts.Length == 2 && !BlobNames.IsModel(parts[1]))))
+        {
+            problems.Add($"baseModel: '{spec.BaseModel}' is not a model name (1–64 of a–z, 0–9, '-', '_', '.') or a registry reference name@alias / name@version.");
         }
 
         if (!(spec.DebounceSeconds is >= 0 and <= 3600))
