@@ -180,7 +180,7 @@ table("models/mutations.tsv", [
     ("header-length-huge", "past the end of the file"),
     ("header-length-over-limit", "the most we accept"),
     ("header-length-small", "header"),
-    ("header-not-json", "not valid JSON"),
+    ("header-not-json", "not a JSON object"),
     ("header-json-array", "JSON object"),
     ("header-duplicate-tensor", "twice"),
     ("overlapping-offsets", "overlapping tensors"),
