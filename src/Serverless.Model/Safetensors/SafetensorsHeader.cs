@@ -99,6 +99,15 @@ public sealed class SafetensorsHeader
 
     private static SafetensorsHeader Parse(byte[] json, long dataLength, long dataStart, string displayName)
     {
+        try
+        {
+            _ = StrictUtf8.GetCharCount(json);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw Bad(displayName, $"has a header that is not valid UTF-8 (at byte {e.Index + 8}).");
+        }
+
         JsonDocument document;
         try
         {
@@ -110,6 +119,23 @@ public sealed class SafetensorsHeader
         }
 
         using (document)
+        {
+            try
+            {
+                return Entries(document, dataLength, dataStart, displayName);
+            }
+            catch (InvalidOperationException e)
+            {
+                // A string JSON cannot turn into text, such as an escaped lone surrogate ("\ud800").
+                throw Bad(displayName, $"has a header with a string that is not valid text: {e.Message}");
+            }
+        }
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static SafetensorsHeader Entries(JsonDocument document, long dataLength, long dataStart, string displayName)
+    {
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
