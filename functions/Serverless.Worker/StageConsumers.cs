@@ -13,7 +13,7 @@ namespace Serverless.Worker;
 /// job status on <c>training-events/status</c> — plus a watch that reports trainer executions that died without
 /// saying so. Stopping lets in-flight messages finish (the host's shutdown timeout is 60 s).
 /// </summary>
-public sealed partial class StageConsumers(ServiceBusClient client, PipelineRuntime pipeline, IJobDispatcher dispatcher, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
+public sealed partial class StageConsumers(ServiceBusClient client, PipelineRuntime pipeline, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
 {
     private readonly List<ServiceBusStageProcessor> _processors = [];
 
@@ -38,8 +38,8 @@ public sealed partial class StageConsumers(ServiceBusClient client, PipelineRunt
         {
             try
             {
-                await Task.Delay(TimeSpan.FromMinutes(1), stoppingToken);
-                await WatchTrainersAsync(stoppingToken);
+                await Task.Delay(pipeline.Options.WatchInterval, stoppingToken);
+                await pipeline.WatchTrainersAsync(stoppingToken);   // trainer executions that died without saying so
             }
             catch (OperationCanceledException)
             {
@@ -63,18 +63,6 @@ public sealed partial class StageConsumers(ServiceBusClient client, PipelineRunt
         }
 
         await base.StopAsync(cancellationToken);
-    }
-
-    private async Task WatchTrainersAsync(CancellationToken cancellationToken)
-    {
-        await foreach (var job in pipeline.Jobs.ListAsync(cancellationToken: cancellationToken))
-        {
-            if (job.State is JobState.Dispatched or JobState.Running && job.Execution is { } execution && execution != "starting"
-                && await dispatcher.GetStatusAsync(execution, cancellationToken) is ExecutionStatus.Failed or ExecutionStatus.Unknown)
-            {
-                await pipeline.TrainerExitedAsync(job.JobId, exitCode: 1);
-            }
-        }
     }
 
     private void OnError(Exception exception) => LogError(logger, exception);

@@ -86,10 +86,31 @@ internal sealed class EmbeddedPipeline : IPipelineParts
             : ("dotnet", [Path.Combine(directory, "tune-trainer.dll"), "--home", home]);
     }
 
+    /// <summary>
+    /// Stops the watcher and the trainers; each stopped trainer's job is reported failed-but-retryable before this
+    /// returns (not left to the exit callback, which a closing process may never run), so the next <c>tune up</c>
+    /// resumes it from its checkpoint.
+    /// </summary>
     public void Dispose()
     {
         Watcher.Dispose();
+        var running = Dispatcher.ProcessIds.Keys.ToList();
         Dispatcher.Dispose();
+        foreach (var job in running)
+        {
+            try
+            {
+                Runtime.TrainerExitedAsync(job, StoppedExitCode).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException)
+            {
+                Console.Error.WriteLine($"tune: could not record that the trainer of {job} was stopped ({e.Message}); it is retried when its lock expires or the job is cancelled.");
+            }
+        }
+
         _tracing.Dispose();
     }
+
+    /// <summary>The exit code reported for a trainer stopped because its host stopped (SIGTERM's 128 + 15).</summary>
+    public const int StoppedExitCode = 143;
 }

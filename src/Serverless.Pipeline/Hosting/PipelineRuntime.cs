@@ -28,6 +28,7 @@ public sealed class PipelineRuntime
         ArgumentNullException.ThrowIfNull(options);
         Logging = logging ?? NullLoggerFactory.Instance;
         Blobs = blobs;
+        Dispatcher = dispatcher;
         Clock = clock;
         Options = options;
         Bus = new PipelineBus(bus, clock);
@@ -59,6 +60,9 @@ public sealed class PipelineRuntime
 
     /// <summary>Blob storage.</summary>
     public IBlobStore Blobs { get; }
+
+    /// <summary>Starts and watches trainers.</summary>
+    public IJobDispatcher Dispatcher { get; }
 
     /// <summary>The bus, with the pipeline's conventions.</summary>
     public PipelineBus Bus { get; }
@@ -104,12 +108,13 @@ public sealed class PipelineRuntime
         new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus"), PipelineTracing.JobStatus, Options.Entities.MaxDeliveryCount),
     ];
 
-    /// <summary>Runs the bus-triggered stages and the schedule until cancelled.</summary>
+    /// <summary>Runs the bus-triggered stages, the schedule and the trainer watch until cancelled.</summary>
     public async Task RunStagesAsync(TimeSpan idle, CancellationToken cancellationToken)
     {
         await Bus.EnsureTopologyAsync(Options.Entities, cancellationToken);
         var tasks = Pumps().Select(p => p.RunAsync(idle, cancellationToken)).ToList();
         tasks.Add(RunScheduleAsync(cancellationToken));
+        tasks.Add(RunWatchAsync(cancellationToken));
         await Task.WhenAll(tasks);
     }
 
@@ -117,16 +122,78 @@ public sealed class PipelineRuntime
     public const int ReportedFailureExitCode = 2;
 
     /// <summary>Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed).</summary>
-    public async Task TrainerExitedAsync(string jobId, int exitCode)
+    public Task TrainerExitedAsync(string jobId, int exitCode) =>
+        ReportLostTrainerAsync(jobId, null, $"the trainer exited with code {exitCode}", exitCode == ReportedFailureExitCode);
+
+    /// <summary>
+    /// The trainer watch (every <see cref="PipelineOptions.WatchInterval"/> while the stages run; a timer in Azure):
+    /// a job whose trainer run the dispatcher reports failed, or does not know and that has shown no sign of life
+    /// (progress, state change) for <see cref="PipelineOptions.HeartbeatTimeout"/>, is reported as a retryable
+    /// <c>TrainingFailed</c>, so Publish resumes it from its checkpoint. Catches what no exit callback can: a host that
+    /// died with its trainers, an execution that vanished. Returns the jobs reported.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> WatchTrainersAsync(CancellationToken cancellationToken = default)
+    {
+        var reported = new List<string>();
+        var now = Clock.GetUtcNow();
+        await foreach (var job in Jobs.ListAsync(cancellationToken: cancellationToken))
+        {
+            if (job.State is not (JobState.Dispatched or JobState.Running) || job.Execution is not { } execution || Dispatch.JobDispatch.IsClaim(execution))
+            {
+                continue;
+            }
+
+            var status = await Dispatcher.GetStatusAsync(execution, cancellationToken);
+            var lastSign = new[] { job.Progress?.At ?? DateTimeOffset.MinValue, job.History[^1].At }.Max();
+            var reason = status switch
+            {
+                ExecutionStatus.Failed => $"the trainer run {execution} failed",
+                ExecutionStatus.Unknown when now - lastSign >= Options.HeartbeatTimeout =>
+                    $"no sign of life from trainer run {execution} for {(now - lastSign).TotalMinutes:F1} min, and its dispatcher does not know it",
+                _ => null,
+            };
+            if (reason is not null && await ReportLostTrainerAsync(job.JobId, execution, reason, reportedItself: false))
+            {
+                reported.Add(job.JobId);
+            }
+        }
+
+        return reported;
+    }
+
+    private async Task<bool> ReportLostTrainerAsync(string jobId, string? execution, string reason, bool reportedItself)
     {
         var found = await Jobs.GetAsync(jobId);
-        if (exitCode != ReportedFailureExitCode && found is { } current && current.Job.State is JobState.Dispatched or JobState.Running
-            && current.Job.Execution is not null)
+        if (reportedItself || found is not { } current || current.Job.State is not (JobState.Dispatched or JobState.Running)
+            || current.Job.Execution is null || (execution is not null && current.Job.Execution != execution))
         {
-            await Bus.PublishAsync(Entities.TrainingEvents,
-                new TrainingFailed(current.Job.Model, jobId, $"the trainer exited with code {exitCode}", Retryable: true),
-                PipelineBus.StableId(jobId, nameof(TrainingFailed), current.Job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                "/serverless/dispatch");
+            return false;
+        }
+
+        await Bus.PublishAsync(Entities.TrainingEvents,
+            new TrainingFailed(current.Job.Model, jobId, reason, Retryable: true),
+            PipelineBus.StableId(jobId, nameof(TrainingFailed), current.Job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            "/serverless/dispatch");
+        return true;
+    }
+
+    private async Task RunWatchAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Options.WatchInterval, Clock, cancellationToken);
+                await WatchTrainersAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (IOException)
+            {
+                // Storage failed past its retries; the next round tries again.
+            }
         }
     }
 

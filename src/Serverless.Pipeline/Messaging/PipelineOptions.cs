@@ -18,6 +18,12 @@ public sealed record PipelineOptions
     /// <summary>How long a trainer claim may go without the trainer reporting <c>running</c> before another host takes it over. <value>2 min</value>.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>How often the trainer watch looks for lost trainer runs. <value>1 min</value>.</summary>
+    public TimeSpan WatchInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a run the dispatcher does not know may go without progress before it is declared lost. <value>10 min</value>.</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Lock duration, maximum deliveries and duplicate detection of the pipeline's queue and subscriptions.</summary>
     public Serverless.Core.Ports.EntityOptions Entities { get; init; } = new();
 

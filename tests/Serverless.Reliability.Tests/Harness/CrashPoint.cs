@@ -23,6 +23,9 @@ internal sealed class CrashPoint(string name, Func<string, string, byte[]?, bool
 
     public bool Fired => _dead;
 
+    /// <summary>Kills the host now, wherever it is.</summary>
+    public void KillNow() => _dead = true;
+
     public (IBlobStore Blobs, IMessageBus Bus) Wrap((IBlobStore Blobs, IMessageBus Bus) ports) => (new Blobs(this, ports.Blobs), new Bus(this, ports.Bus));
 
     private void Check()

@@ -53,4 +53,48 @@ public sealed class HostCrashTests
 
         Figures.Add(new Figure($"host killed — {point}", runs, runs, runs, outcomes.Sum(o => o.JobsCompleted), outcomes.Sum(o => o.Duplicates), outcomes.Sum(o => o.Lost), watch.Elapsed));
     }
+
+    [Fact]
+    public async Task HostStoppedWithCtrlC_WhileTraining_TheJobResumesWhenItStartsAgain()
+    {
+        var watch = Figures.Start();
+        await using var cluster = new Cluster();
+        await cluster.StartAsync();
+        await cluster.DropAsync("stopped", "a.jsonl", Cluster.Corpus(40), Cluster.Spec(steps: 200, checkpointEvery: 10));
+        await Cluster.UntilAsync(async () => (await cluster.JobsAsync()).SingleOrDefault(j => j.State == JobState.Running && j.Progress is not null), 120, "training to run");
+        await cluster.StopAsync();    // a clean stop: the host stops its trainers
+        await cluster.StartAsync();
+
+        var jobs = await cluster.SettleAsync(expectedJobs: 1, done: _ => cluster.Events.Any(e => e.Type == nameof(ModelPublished)));
+        var outcome = await Invariants.CheckAsync(cluster, expectedJobs: 1, expectedVersions: 1);
+        Figures.Add(new Figure("host stopped (Ctrl+C) while training, started again", 1, 1, 1, outcome.JobsCompleted, outcome.Duplicates, outcome.Lost, watch.Elapsed));
+        outcome.ShouldHold();
+        jobs.Single().Attempts.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task HostAndItsTrainersKilledTogether_TheTrainerWatchOfTheNextHostRecoversTheJob()
+    {
+        var watch = Figures.Start();
+        await using var cluster = new Cluster();
+        var machine = new CrashPoint("machine lost");
+        await cluster.StartAsync(decorate: machine.Wrap);
+        await cluster.DropAsync("lost", "a.jsonl", Cluster.Corpus(40), Cluster.Spec(steps: 300, checkpointEvery: 10));
+        await Cluster.UntilAsync(async () => (await cluster.JobsAsync()).SingleOrDefault(j => j.State == JobState.Running && j.Progress is not null), 120, "training to run");
+        var trainers = cluster.Pipeline.Dispatcher.ProcessIds.Values.ToList();
+        machine.KillNow();                        // the machine is lost: the host without a word...
+        await cluster.StopAsync(crashed: true);
+        foreach (var pid in trainers)
+        {
+            System.Diagnostics.Process.GetProcessById(pid).Kill();   // ...and its trainers with it
+        }
+
+        await cluster.StartAsync();
+        var jobs = await cluster.SettleAsync(expectedJobs: 1, done: _ => cluster.Events.Any(e => e.Type == nameof(ModelPublished)));
+        var outcome = await Invariants.CheckAsync(cluster, expectedJobs: 1, expectedVersions: 1);
+        Figures.Add(new Figure("host and trainers killed together (machine lost)", 1, 2, 1, outcome.JobsCompleted, outcome.Duplicates, outcome.Lost, watch.Elapsed,
+            "the next host's trainer watch found the silent run"));
+        outcome.ShouldHold();
+        jobs.Single().History.ShouldContain(t => t.Note != null && t.Note.Contains("no sign of life", StringComparison.Ordinal));
+    }
 }
