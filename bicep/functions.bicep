@@ -152,5 +152,22 @@ resource datasetsCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@20
   }
 }
 
+// No publishing with a user name and password (FTP or the SCM site): deployments use the deployer's Entra identity.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
 output name string = app.name
 output hostName string = app.properties.defaultHostName

@@ -194,6 +194,35 @@ public sealed class BicepTests
     }
 
     [Fact]
+    public void ComputeRunsAsUserAssignedManagedIdentities_WithNoSecretsOrPasswords()
+    {
+        var compute = OfType("Microsoft.Web/sites").Concat(OfType("Microsoft.App/containerApps")).Concat(OfType("Microsoft.App/jobs")).ToList();
+        compute.Count.ShouldBe(3, "the Functions app, the worker and the trainer job");
+        foreach (var resource in compute)
+        {
+            var name = resource["name"]!.ToJsonString();
+            resource["identity"]!["type"]!.GetValue<string>().ShouldBe("UserAssigned", name);
+            var configuration = resource["properties"]!["configuration"];
+            configuration?["secrets"].ShouldBeNull($"{name} holds no secrets");
+            foreach (var registry in configuration?["registries"]?.AsArray() ?? [])
+            {
+                registry!["identity"].ShouldNotBeNull($"{name} pulls images with its identity");
+                registry["passwordSecretRef"].ShouldBeNull($"{name} has no registry password");
+            }
+
+            foreach (var rule in configuration?["template"]?["scale"]?["rules"]?.AsArray() ?? resource["properties"]?["template"]?["scale"]?["rules"]?.AsArray() ?? [])
+            {
+                rule!["custom"]?["auth"].ShouldBeNull($"{name}'s scale rule authenticates with its identity, not a secret");
+            }
+        }
+
+        OfType("Microsoft.Web/sites").Single()["properties"]!["siteConfig"]!["ftpsState"]!.GetValue<string>().ShouldBe("Disabled");
+        var publishing = OfType("Microsoft.Web/sites/basicPublishingCredentialsPolicies").ToList();
+        publishing.Count.ShouldBe(2, "FTP and SCM basic authentication are both turned off");
+        publishing.ShouldAllBe(p => !p["properties"]!["allow"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public void RoleAssignments_UseAllowedRoles_ScopedToResources()
     {
         var assignments = OfType("Microsoft.Authorization/roleAssignments").ToList();
