@@ -154,6 +154,14 @@ public sealed class FineTuneRequestedHandler(
                 await RejectAsync(job, problems, e.Message, cancellationToken, e.Errors.Total);
                 return jobId;
             }
+            catch (Exception e) when (e is not (IOException or OperationCanceledException or OutOfMemoryException))
+            {
+                // Reading and tokenizing are deterministic: an input that breaks them breaks them on every delivery. Say
+                // so on the job rather than leave it preparing while the request is retried into the dead-letter queue.
+                var message = $"the dataset could not be prepared ({e.GetType().Name}: {e.Message}); this is a bug in the pipeline, please report it with the file";
+                await RejectAsync(job, [new DatasetProblem(model, null, null, message)], message, cancellationToken);
+                return jobId;
+            }
 
             await File.WriteAllTextAsync(Path.Combine(work, "shards", "manifest.json"), System.Text.Json.JsonSerializer.Serialize(prepared), cancellationToken);
             await files.UploadDirectoryAsync(Path.Combine(work, "shards"), Containers.Prepared, $"{jobId}/", last: "manifest.json", cancellationToken);

@@ -18,7 +18,7 @@ public sealed class ChaosTests
     public async Task FaultsAndLatencyInEveryBlobAndBusCall_EveryJobCompletes()
     {
         var watch = Figures.Start();
-        var jobs = 3 * Figures.Repeats;
+        var jobs = 5 * Figures.Repeats;
         await using var cluster = new Cluster();
         await cluster.StartAsync(maxConcurrentJobs: 2, chaos: new ChaosOptions(Rate, Rate, TimeSpan.FromMilliseconds(20)));
         for (var i = 0; i < jobs; i++)

@@ -14,7 +14,7 @@ public sealed class TrainerKilledTests
     public async Task KilledAtRandomSteps_ResumesFromItsLastCheckpointEachTime_AndPublishesOnce()
     {
         var watch = Figures.Start();
-        var kills = 3 * Figures.Repeats;
+        var kills = 4 * Figures.Repeats;
         var midCheckpoint = 0;
         var random = new Random(6);
         await using var cluster = new Cluster();
