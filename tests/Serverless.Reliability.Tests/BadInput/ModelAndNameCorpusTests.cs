@@ -5,7 +5,6 @@ using Serverless.Core.Naming;
 using Serverless.Embedded.Blobs;
 using Serverless.Model;
 using Serverless.Model.Gpt2;
-using Serverless.Model.Tokenizers;
 using Serverless.Reliability.Tests.Harness;
 
 namespace Serverless.Reliability.Tests.BadInput;
@@ -17,18 +16,7 @@ public sealed class ModelAndNameCorpusTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private string SaveTiny(string name)
-    {
-        var config = new Gpt2Config
-        {
-            VocabSize = ByteTokenizer.VocabularySize, NPositions = 32, NEmbd = 32, NLayer = 2, NHead = 4,
-            BosTokenId = 256, EosTokenId = 256, Tokenizer = ByteTokenizer.TokenizerName,
-        };
-        using var model = new Gpt2Model(config, seed: 1);
-        var directory = Path.Combine(_root, name);
-        model.SavePretrained(directory);
-        return directory;
-    }
+    private string SaveTiny(string name) => TinyModel.Save(Path.Combine(_root, name));
 
     [Fact]
     public void EveryMalformedModelDirectory_IsRefusedWithItsOwnError()

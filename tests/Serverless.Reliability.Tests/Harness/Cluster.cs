@@ -5,8 +5,6 @@ using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
-using Serverless.Model.Gpt2;
-using Serverless.Model.Tokenizers;
 using Serverless.Pipeline.Resilience;
 
 namespace Serverless.Reliability.Tests.Harness;
@@ -28,13 +26,7 @@ internal sealed class Cluster : IAsyncDisposable
     public Cluster()
     {
         Home = Path.Combine(Path.GetTempPath(), "reliability-" + Guid.NewGuid().ToString("N"));
-        var config = new Gpt2Config
-        {
-            VocabSize = ByteTokenizer.VocabularySize, NPositions = 32, NEmbd = 32, NLayer = 2, NHead = 4,
-            BosTokenId = 256, EosTokenId = 256, Tokenizer = ByteTokenizer.TokenizerName,
-        };
-        using var model = new Gpt2Model(config, seed: 1);
-        model.SavePretrained(Path.Combine(Home, Containers.BaseModels, BaseModel));
+        TinyModel.Save(Path.Combine(Home, Containers.BaseModels, BaseModel));
     }
 
     public string Home { get; }

@@ -19,6 +19,9 @@ internal static class Figures
     /// <summary>How many times each scenario repeats: 1, or <c>RELIABILITY_SOAK</c> for a longer soak run.</summary>
     public static int Repeats => int.TryParse(Environment.GetEnvironmentVariable("RELIABILITY_SOAK"), out var n) && n > 1 ? n : 1;
 
+    /// <summary>The seed of the random kill moments: <c>RELIABILITY_SEED</c>, or a fixed one so a failure can be replayed.</summary>
+    public static int Seed(int fixedSeed) => int.TryParse(Environment.GetEnvironmentVariable("RELIABILITY_SEED"), out var seed) ? seed : fixedSeed;
+
     public static void Add(Figure figure)
     {
         Rows.Enqueue(figure);

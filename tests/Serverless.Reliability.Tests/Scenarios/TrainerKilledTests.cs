@@ -16,7 +16,7 @@ public sealed class TrainerKilledTests
         var watch = Figures.Start();
         var kills = 4 * Figures.Repeats;
         var midCheckpoint = 0;
-        var random = new Random(6);
+        var random = new Random(Figures.Seed(6));
         await using var cluster = new Cluster();
         await cluster.StartAsync();
         // A checkpoint every step, so the trainer spends much of its time writing checkpoints and kills land inside writes.

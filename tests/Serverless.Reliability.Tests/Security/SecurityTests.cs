@@ -3,8 +3,6 @@ using System.Text.Json.Nodes;
 using Microsoft.Azure.Functions.Worker;
 using Serverless.Core.Naming;
 using Serverless.Embedded.Blobs;
-using Serverless.Model.Gpt2;
-using Serverless.Model.Tokenizers;
 using Serverless.Pipeline.Messaging;
 using Serverless.Pipeline.Prepare;
 using Serverless.Pipeline.Publish;
@@ -42,14 +40,7 @@ public sealed class SecurityTests : IDisposable
         var files = new LocalFiles(blobs);
         var registry = new ModelRegistry(blobs, files, TimeProvider.System);
         var candidate = Path.Combine(_home, "candidate");
-        using (var model = new Gpt2Model(new Gpt2Config
-        {
-            VocabSize = ByteTokenizer.VocabularySize, NPositions = 32, NEmbd = 32, NLayer = 2, NHead = 4,
-            BosTokenId = 256, EosTokenId = 256, Tokenizer = ByteTokenizer.TokenizerName,
-        }, seed: 1))
-        {
-            model.SavePretrained(candidate);
-        }
+        Harness.TinyModel.Save(candidate);
 
         File.WriteAllText(Path.Combine(candidate, "metrics.json"), "{}");
         File.WriteAllText(Path.Combine(candidate, "report.md"), "# report");
