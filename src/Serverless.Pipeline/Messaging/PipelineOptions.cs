@@ -29,4 +29,7 @@ public sealed record PipelineOptions
 
     /// <summary>First retry delay after a retryable failure; doubles each attempt. <value>2 s</value>.</summary>
     public TimeSpan RetryBackoff { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The longest retry delay, however many attempts came before. <value>5 min</value>.</summary>
+    public TimeSpan MaxRetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
 }

@@ -128,7 +128,8 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
         logger.TrainingFailed(failed.JobId, job.Attempts, failed.Retryable, failed.Error);
         if (retry)
         {
-            var delay = options.RetryBackoff * Math.Pow(2, Math.Max(0, job.Attempts - 1));
+            var backoff = options.RetryBackoff * Math.Pow(2, Math.Min(30, Math.Max(0, job.Attempts - 1)));
+            var delay = backoff < options.MaxRetryBackoff ? backoff : options.MaxRetryBackoff;
             await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: job.JobId),
                 PipelineBus.StableId(job.JobId, "retry", job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), now + delay, cancellationToken);
         }

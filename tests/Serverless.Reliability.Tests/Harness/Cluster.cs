@@ -47,7 +47,7 @@ internal sealed class Cluster : IAsyncDisposable
     {
         await StopAsync(crashed: true);
         var pipeline = new EmbeddedPipeline(Home, maxConcurrentJobs, chaos: chaos, decorate: decorate,
-            configure: o => o with { Entities = Entities, StartTimeout = TimeSpan.FromSeconds(10), RetryBackoff = TimeSpan.FromMilliseconds(500), DispatchRetryDelay = TimeSpan.FromSeconds(1),
+            configure: o => o with { Entities = Entities, StartTimeout = TimeSpan.FromSeconds(10), RetryBackoff = TimeSpan.FromMilliseconds(500), MaxRetryBackoff = TimeSpan.FromSeconds(4), DispatchRetryDelay = TimeSpan.FromSeconds(1),
                 WatchInterval = TimeSpan.FromSeconds(1), HeartbeatTimeout = TimeSpan.FromSeconds(15) });
         await pipeline.Runtime.Bus.EnsureTopologyAsync(Entities);
         await pipeline.Bus.EnsureSubscriptionAsync(Serverless.Core.Naming.Entities.ModelEvents, Subscriber, SubscriptionFilter.All, Entities);

@@ -20,7 +20,7 @@ public sealed class TrainerKilledTests
         await using var cluster = new Cluster();
         await cluster.StartAsync();
         // A checkpoint every step, so the trainer spends much of its time writing checkpoints and kills land inside writes.
-        const int steps = 150;
+        var steps = 60 + (30 * kills);
         await cluster.DropAsync("preempted", "a.jsonl", Cluster.Corpus(40), Cluster.Spec(steps: steps, checkpointEvery: 1, maxAttempts: kills + 2));
         var pointer = "";
         for (var kill = 0; kill < kills; kill++)
