@@ -40,4 +40,16 @@ internal static partial class PipelineLog
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Handling {MessageId} from {Entity} failed (delivery {Delivery})")]
     public static partial void HandlerFailed(this ILogger logger, Exception exception, string messageId, string entity, int delivery);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Trainer watch: reported {JobId} as lost: {Reason}")]
+    public static partial void TrainerLost(this ILogger logger, string jobId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Trainer watch: this round failed; the next one tries again")]
+    public static partial void TrainerWatchFailed(this ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Receiving from {Entity} failed; trying again")]
+    public static partial void PumpFailed(this ILogger logger, Exception exception, string entity);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Schedule: this round failed; the next one tries again")]
+    public static partial void ScheduleFailed(this ILogger logger, Exception exception);
 }

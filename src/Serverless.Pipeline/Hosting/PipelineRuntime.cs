@@ -154,6 +154,7 @@ public sealed class PipelineRuntime
             };
             if (reason is not null && await ReportLostTrainerAsync(job.JobId, execution, reason, reportedItself: false))
             {
+                Logging.CreateLogger("TrainerWatch").TrainerLost(job.JobId, reason);
                 reported.Add(job.JobId);
             }
         }
@@ -190,9 +191,10 @@ public sealed class PipelineRuntime
             {
                 return;
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or TimeoutException)
             {
-                // Storage failed past its retries; the next round tries again.
+                // Storage failed past its retries, or a job document is unreadable: the next round tries again.
+                Logging.CreateLogger("TrainerWatch").TrainerWatchFailed(e);
             }
         }
     }
@@ -215,6 +217,11 @@ public sealed class PipelineRuntime
             catch (OperationCanceledException)
             {
                 return;
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or TimeoutException)
+            {
+                Logging.CreateLogger("Schedule").ScheduleFailed(e);
+                await Task.Delay(TimeSpan.FromSeconds(5), Clock, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
     }

@@ -42,6 +42,13 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
             {
                 return;
             }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The broker or storage failed past its retries: whatever was received stays locked and comes back
+                // when its lock expires; the pump itself carries on.
+                logger.PumpFailed(e, entity);
+                handled = 0;
+            }
 
             if (handled == 0)
             {
