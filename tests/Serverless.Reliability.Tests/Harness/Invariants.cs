@@ -18,10 +18,15 @@ internal sealed record Outcome(int JobsSubmitted, int JobsCompleted, int Version
 /// </summary>
 internal static class Invariants
 {
-    public static async Task<Outcome> CheckAsync(Cluster cluster, int expectedJobs, int expectedVersions, bool allowDeadLetters = false)
+    /// <param name="cluster">The home to check.</param>
+    /// <param name="expectedJobs">Jobs that should exist, all terminal.</param>
+    /// <param name="expectedVersions">Registry versions that should exist.</param>
+    /// <param name="allowDeadLetters">Whether dead letters (with reasons) are expected.</param>
+    /// <param name="quiesce">How long to let in-flight messages settle first: longer than the lock of any message a killed host held. <value>30 s</value>.</param>
+    public static async Task<Outcome> CheckAsync(Cluster cluster, int expectedJobs, int expectedVersions, bool allowDeadLetters = false, TimeSpan? quiesce = null)
     {
         // Let the system come to rest: whatever is in flight is handled (or shows up below as stuck).
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow + (quiesce ?? TimeSpan.FromSeconds(30));
         while (cluster.PendingMessages() > 0 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100);

@@ -61,7 +61,8 @@ public sealed class TuneUpKilledTests
         {
             await cluster.SettleAsync(expectedJobs: 2, seconds: 300, done: jobs => jobs.Count(j => j.State == JobState.Published) == 2
                 && cluster.Events.Count(e => e.Type == nameof(ModelPublished)) >= 2);
-            var outcome = await Invariants.CheckAsync(cluster, expectedJobs: 2, expectedVersions: 2);
+            // `tune up` locks messages for 60 s (the default): one a killed process held is redelivered only then.
+            var outcome = await Invariants.CheckAsync(cluster, expectedJobs: 2, expectedVersions: 2, quiesce: TimeSpan.FromSeconds(90));
             Figures.Add(new Figure("`tune up` process SIGKILLed and restarted (real process)", kills, kills, 2, outcome.JobsCompleted, outcome.Duplicates, outcome.Lost, watch.Elapsed,
                 "killed after " + string.Join("; ", moments)));
             outcome.ShouldHold();
