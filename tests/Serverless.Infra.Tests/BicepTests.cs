@@ -265,6 +265,9 @@ public sealed class BicepTests
         var queue = OfType("Microsoft.ServiceBus/namespaces/queues").Single()["properties"]!;
         queue["requiresDuplicateDetection"]!.GetValue<bool>().ShouldBeTrue();
         queue["deadLetteringOnMessageExpiration"]!.GetValue<bool>().ShouldBeTrue();
+        // The hosts dead-letter a failing message themselves on this delivery, with its error: the broker must agree.
+        OfType("Microsoft.ServiceBus/namespaces/queues").Concat(OfType("Microsoft.ServiceBus/namespaces/topics/subscriptions"))
+            .ShouldAllBe(e => e["properties"]!["maxDeliveryCount"]!.GetValue<int>() == Serverless.Core.Ports.EntityOptions.DefaultMaxDeliveryCount);
         var storage = Templates().Single(t => t["parameters"]?["containers"] is not null);
         storage["parameters"]!["containers"]!["defaultValue"]!.AsArray().Select(c => c!.GetValue<string>())
             .ShouldBe([Containers.Datasets, Containers.BaseModels, Containers.Jobs, Containers.Prepared, Containers.Checkpoints, Containers.Registry, Containers.Receipts]);

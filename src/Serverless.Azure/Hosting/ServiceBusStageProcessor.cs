@@ -40,7 +40,7 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
     }
 
     /// <summary>What one message goes through (public for tests, with the SDK's model factory).</summary>
-    public static async Task HandleAsync(ProcessMessageEventArgs args, Func<CloudEvent, CancellationToken, Task> handler, int maxDeliveries = 5)
+    public static async Task HandleAsync(ProcessMessageEventArgs args, Func<CloudEvent, CancellationToken, Task> handler, int maxDeliveries = EntityOptions.DefaultMaxDeliveryCount)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);

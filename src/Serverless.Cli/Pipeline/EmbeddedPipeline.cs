@@ -104,7 +104,7 @@ internal sealed class EmbeddedPipeline : IPipelineParts
             }
             catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException)
             {
-                Console.Error.WriteLine($"tune: could not record that the trainer of {job} was stopped ({e.Message}); it is retried when its lock expires or the job is cancelled.");
+                Console.Error.WriteLine($"tune: could not record that the trainer of {job} was stopped ({e.Message}); the next `tune up` retries it once its trainer watch finds the run silent (10 min).");
             }
         }
 

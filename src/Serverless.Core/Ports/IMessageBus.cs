@@ -70,7 +70,10 @@ public sealed record EntityOptions
     public TimeSpan LockDuration { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Deliveries before a message is dead-lettered with <c>MaxDeliveryCountExceeded</c>. <value>5</value>.</summary>
-    public int MaxDeliveryCount { get; init; } = 5;
+    public int MaxDeliveryCount { get; init; } = DefaultMaxDeliveryCount;
+
+    /// <summary>The maximum deliveries the pipeline's entities use (the Bicep declares the same; a test holds them together).</summary>
+    public const int DefaultMaxDeliveryCount = 5;
 
     /// <summary>How long a MessageId is remembered for duplicate detection; null turns it off. <value>10 min</value>.</summary>
     public TimeSpan? DuplicateDetectionWindow { get; init; } = TimeSpan.FromMinutes(10);

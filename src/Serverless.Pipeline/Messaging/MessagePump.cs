@@ -13,7 +13,7 @@ namespace Serverless.Pipeline.Messaging;
 /// with a <c>ServiceBusProcessor</c>.
 /// </summary>
 public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger,
-    System.Diagnostics.ActivitySource? tracing = null, int maxDeliveries = 5)
+    System.Diagnostics.ActivitySource? tracing = null, int maxDeliveries = EntityOptions.DefaultMaxDeliveryCount)
 {
 
     /// <summary>Receives and handles whatever is visible now; returns how many messages were handled.</summary>

@@ -93,9 +93,6 @@ internal sealed class Cluster : IAsyncDisposable
         host.Stop.Dispose();
     }
 
-    /// <summary>Whether the running host has died (a crash point fired).</summary>
-    public bool HostFaulted => _host?.Running.IsFaulted ?? false;
-
     public static JsonObject Spec(int steps = 6, int checkpointEvery = 3, int maxAttempts = 5, double debounceSeconds = 0.2) => new()
     {
         ["baseModel"] = BaseModel,
