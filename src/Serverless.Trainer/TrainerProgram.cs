@@ -6,7 +6,7 @@ using Serverless.Pipeline;
 using Serverless.Pipeline.Hosting;
 using Serverless.Pipeline.Messaging;
 using Serverless.Pipeline.Resilience;
-using Serverless.Pipeline.Train;
+using Serverless.Trainer.Train;
 
 namespace Serverless.Trainer;
 
@@ -60,7 +60,7 @@ public static class TrainerProgram
     {
         var (blobs, bus) = PortPolicies.Wrap(new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")),
             ChaosOptions.FromEnvironment(environment), new PortPolicyCounters());
-        return PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+        return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
     }
 
     /// <summary>In a Container Apps job: Blob Storage and Service Bus through the job's managed identity.</summary>
@@ -69,6 +69,6 @@ public static class TrainerProgram
         var credential = new global::Azure.Identity.DefaultAzureCredential(new global::Azure.Identity.DefaultAzureCredentialOptions { ManagedIdentityClientId = clientId });
         var blobs = new Serverless.Azure.Blobs.AzureBlobStore(new global::Azure.Storage.Blobs.BlobServiceClient(new Uri(blobServiceUri), credential));
         var bus = new Serverless.Azure.Messaging.AzureMessageBus(new global::Azure.Messaging.ServiceBus.ServiceBusClient(serviceBusNamespace, credential));
-        return PipelineRuntime.CreateTrainer(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") });
+        return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") });
     }
 }

@@ -12,7 +12,6 @@ using Serverless.Pipeline.Prepare;
 using Serverless.Pipeline.Publish;
 using Serverless.Pipeline.Schedule;
 using Serverless.Pipeline.Specs;
-using Serverless.Pipeline.Train;
 
 namespace Serverless.Pipeline.Hosting;
 
@@ -43,20 +42,11 @@ public sealed class PipelineRuntime
         Publish = new TrainingEventsPublisherHandler(Jobs, Registry, Bus, options, Logging.CreateLogger<TrainingEventsPublisherHandler>());
         Status = new TrainingEventsStatusHandler(Jobs, clock);
         Schedule = new RetrainOnScheduleHandler(blobs, specs, Jobs, Bus, Logging.CreateLogger<RetrainOnScheduleHandler>());
-        Trainer = new JobTrainer(Jobs, models, Registry, files, Bus, options);
         Api = new Api.PipelineApi(Jobs, Registry, blobs, Bus);
     }
 
     /// <summary>The HTTP API's logic.</summary>
     public Api.PipelineApi Api { get; }
-
-    /// <summary>The Train + Evaluate stage alone, for the trainer program (which dispatches nothing).</summary>
-    public static JobTrainer CreateTrainer(IBlobStore blobs, IMessageBus bus, TimeProvider clock, PipelineOptions options)
-    {
-        var files = new LocalFiles(blobs);
-        var registry = new ModelRegistry(blobs, files, clock);
-        return new JobTrainer(new JobStore(blobs), new ModelResolver(files, registry, options), registry, files, new PipelineBus(bus, clock), options);
-    }
 
     /// <summary>Blob storage.</summary>
     public IBlobStore Blobs { get; }
@@ -96,9 +86,6 @@ public sealed class PipelineRuntime
 
     /// <summary>Schedule.</summary>
     public RetrainOnScheduleHandler Schedule { get; }
-
-    /// <summary>Train + Evaluate.</summary>
-    public JobTrainer Trainer { get; }
 
     /// <summary>The message pumps of the bus-triggered stages: Prepare+Dispatch, Publish, Job status.</summary>
     public IReadOnlyList<MessagePump> Pumps() =>

@@ -13,7 +13,10 @@ using Serverless.Pipeline.Prepare;
 using Serverless.Pipeline.Publish;
 using Serverless.Pipeline.Specs;
 
-namespace Serverless.Pipeline.Train;
+using Serverless.Pipeline;
+using Serverless.Core.Ports;
+
+namespace Serverless.Trainer.Train;
 
 /// <summary>How a trainer run ended.</summary>
 public enum TrainerOutcome
@@ -41,6 +44,15 @@ public enum TrainerOutcome
 /// </summary>
 public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistry registry, LocalFiles files, PipelineBus bus, PipelineOptions options)
 {
+    /// <summary>The Train + Evaluate stage over a set of ports (the trainer dispatches nothing).</summary>
+    public static JobTrainer Create(IBlobStore blobs, IMessageBus bus, TimeProvider clock, PipelineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var files = new LocalFiles(blobs);
+        var registry = new ModelRegistry(blobs, files, clock);
+        return new JobTrainer(new JobStore(blobs), new ModelResolver(files, registry, options), registry, files, new PipelineBus(bus, clock), options);
+    }
+
     private const string Source = "/serverless/train";
 
     /// <summary>Runs the job to an outcome. Never throws for a job-level failure: it publishes <c>TrainingFailed</c>.</summary>

@@ -115,14 +115,6 @@ public sealed record TrainingSpec
     /// <summary>This spec with <paramref name="steps"/> steps, warmup shortened if it would not fit.</summary>
     public TrainingSpec WithSteps(int steps) => this with { Steps = steps, WarmupSteps = Math.Min(WarmupSteps, steps) };
 
-    /// <summary>The dtype training multiplies in, or null for float32 throughout.</summary>
-    public TorchSharp.torch.ScalarType? ComputeType => Precision switch
-    {
-        "bf16" => TorchSharp.torch.ScalarType.BFloat16,
-        "auto" when NativeRuntime.CpuHasBf16 => TorchSharp.torch.ScalarType.BFloat16,
-        _ => null,
-    };
-
     /// <summary>The block size used with a model whose context is <paramref name="context"/>.</summary>
     public int BlockSizeFor(int context) => Math.Min(BlockSize ?? Math.Min(context, 256), context);
 
