@@ -5,6 +5,9 @@ param identityId string
 param identityClientId string
 param storageAccountName string
 param blobEndpoint string
+
+@description('Queue endpoint of the host storage account: the blob trigger uses queues there, so an identity-based AzureWebJobsStorage needs it.')
+param queueEndpoint string
 param serviceBusNamespace string
 
 @description('Application Insights component the app exports traces to (local auth is off: it authenticates with its identity).')
@@ -45,10 +48,11 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+// azd deploys the `functions` service of azure.yaml to the app that carries this tag.
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: '${prefix}-functions'
   location: location
-  tags: tags
+  tags: union(tags, { 'azd-service-name': 'functions' })
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -66,6 +70,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: blobEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: queueEndpoint
         }
         {
           name: 'AzureWebJobsStorage__credential'
@@ -94,6 +102,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
           value: insights.properties.ConnectionString
+        }
+        // Local auth is off on the component: the host's own telemetry is accepted only with an Entra token. This names
+        // the user-assigned identity the host gets it with (a client id, no secret).
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
         }
       ]
     }
@@ -133,24 +147,9 @@ resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
   }
 }
 
-resource datasetsCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = {
-  parent: topic
-  name: 'datasets-created'
-  properties: {
-    destination: {
-      endpointType: 'WebHook'
-      properties: {
-        endpointUrl: 'https://${app.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.DatasetUploaded&code=${listKeys('${app.id}/host/default', '2024-04-01').systemKeys.blobs_extension}'
-      }
-    }
-    filter: {
-      includedEventTypes: [
-        'Microsoft.Storage.BlobCreated'
-      ]
-      subjectBeginsWith: '/blobServices/default/containers/${datasetsContainer}/'
-    }
-  }
-}
+// The BlobCreated subscription to the DatasetUploaded webhook is created after deployment by infra/hooks/postdeploy.sh
+// (azd postdeploy hook): its URL carries the blobs_extension system key, which exists only once the code is deployed and
+// the host has started, and Event Grid's validation handshake needs that running code too.
 
 // No publishing with a user name and password (FTP or the SCM site): deployments use the deployer's Entra identity.
 resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
@@ -171,3 +170,4 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
 
 output name string = app.name
 output hostName string = app.properties.defaultHostName
+output storageEventsTopicName string = topic.name

@@ -58,9 +58,12 @@ resource publisher 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10
   }
 }
 
+// A subscription created through ARM gets a '$Default' rule (TrueFilter, 1=1); a second, filtered rule beside it would
+// still let every message through (rules are OR-ed). So the filter IS the '$Default' rule: this PUT replaces the
+// auto-created catch-all (the ARM subscription resource has no property to set the default rule at creation).
 resource publisherRule 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2022-10-01-preview' = {
   parent: publisher
-  name: 'pipeline'
+  name: '$Default'
   properties: {
     filterType: 'SqlFilter'
     sqlFilter: {
@@ -94,3 +97,7 @@ output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.ne
 output requestsQueueId string = requests.id
 output trainingTopicId string = training.id
 output modelTopicId string = models.id
+output requestsQueueName string = requests.name
+output trainingTopicName string = training.name
+output publisherSubscriptionName string = publisher.name
+output statusSubscriptionName string = status.name

@@ -59,3 +59,6 @@ resource containerResources 'Microsoft.Storage/storageAccounts/blobServices/cont
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
+
+@description('Queue endpoint: the blob trigger uses queues of the host storage account (poison-blob queue, dispatch queue).')
+output queueEndpoint string = account.properties.primaryEndpoints.queue

@@ -5,14 +5,25 @@ targetScope = 'resourceGroup'
 @maxLength(12)
 param environmentName string
 
-@description('Region.')
-param location string = resourceGroup().location
+// The trainer runs on a serverless GPU workload profile (Consumption-GPU-NC24-A100 by default), which Container Apps
+// offers only in some regions. Regions offering the A100 profile, from "Using serverless GPUs in Azure Container Apps",
+// https://learn.microsoft.com/azure/container-apps/gpu-serverless-overview#supported-regions : West US 3, West US,
+// Australia East, Sweden Central. (West Europe offers only the T4 profile, Consumption-GPU-NC8as-T4, and the trainer's
+// 24 vCPU / 220 GiB job needs the A100 one.) The list grows: check the page before adding a region here.
+@description('Region of every resource: one where Container Apps offers the serverless A100 GPU profile.')
+@allowed([
+  'westus3'
+  'westus'
+  'australiaeast'
+  'swedencentral'
+])
+param location string = 'westus3'
 
-@description('Trainer image (built from src/Serverless.Trainer/Dockerfile with the CUDA libtorch backend).')
-param trainerImage string = 'mcr.microsoft.com/dotnet/runtime:10.0'
+@description('Trainer image (built and pushed by infra/hooks/predeploy.sh from src/Serverless.Trainer/Dockerfile with the CUDA libtorch backend); a public placeholder until then.')
+param trainerImage string = 'mcr.microsoft.com/k8se/quickstart-jobs:latest'
 
-@description('Worker image (built from functions/Serverless.Worker/Dockerfile).')
-param workerImage string = 'mcr.microsoft.com/dotnet/aspnet:10.0'
+@description('Worker image (built and pushed by azd from functions/Serverless.Worker/Dockerfile); a public placeholder until then.')
+param workerImage string = 'mcr.microsoft.com/azuredocs/containerapps-helloworld:latest'
 
 var prefix = 'tune-${environmentName}'
 var compact = toLower(replace('tune${environmentName}${uniqueString(resourceGroup().id)}', '-', ''))
@@ -66,13 +77,24 @@ module registry '../bicep/registry.bicep' = {
   }
 }
 
+// Before the container apps: a container app or job pulls its image while it is created, so AcrPull must exist first.
+module registryAccess '../bicep/registry-access.bicep' = {
+  name: 'registry-access'
+  params: {
+    registryName: registry.outputs.name
+    pullerPrincipalIds: [
+      identity.outputs.workerPrincipalId
+      identity.outputs.trainerPrincipalId
+    ]
+  }
+}
+
 module apps '../bicep/containerapps.bicep' = {
   name: 'containerapps'
   params: {
     prefix: prefix
     location: location
     tags: tags
-    workspaceCustomerId: monitoring.outputs.workspaceCustomerId
     workspaceId: monitoring.outputs.workspaceId
     registryServer: registry.outputs.loginServer
     trainerImage: trainerImage
@@ -83,8 +105,16 @@ module apps '../bicep/containerapps.bicep' = {
     workerClientId: identity.outputs.workerClientId
     blobEndpoint: storage.outputs.blobEndpoint
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
+    serviceBusNamespaceName: bus.outputs.name
+    requestsQueue: bus.outputs.requestsQueueName
+    trainingTopic: bus.outputs.trainingTopicName
+    publisherSubscription: bus.outputs.publisherSubscriptionName
+    statusSubscription: bus.outputs.statusSubscriptionName
     insightsName: monitoring.outputs.insightsName
   }
+  dependsOn: [
+    registryAccess
+  ]
 }
 
 module functions '../bicep/functions.bicep' = {
@@ -97,6 +127,7 @@ module functions '../bicep/functions.bicep' = {
     identityClientId: identity.outputs.functionsClientId
     storageAccountName: storage.outputs.name
     blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
     insightsName: monitoring.outputs.insightsName
   }
@@ -107,7 +138,10 @@ module rbac '../bicep/rbac.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     serviceBusName: bus.outputs.name
-    registryName: registry.outputs.name
+    requestsQueue: bus.outputs.requestsQueueName
+    trainingTopic: bus.outputs.trainingTopicName
+    publisherSubscription: bus.outputs.publisherSubscriptionName
+    statusSubscription: bus.outputs.statusSubscriptionName
     trainerJobName: apps.outputs.trainerJobName
     functionsPrincipalId: identity.outputs.functionsPrincipalId
     workerPrincipalId: identity.outputs.workerPrincipalId
@@ -116,8 +150,14 @@ module rbac '../bicep/rbac.bicep' = {
   }
 }
 
+// azd exports the outputs as environment values to the hooks (infra/hooks) and to the next `azd provision`.
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output AZURE_SERVICEBUS_NAMESPACE string = bus.outputs.fullyQualifiedNamespace
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
+output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_TRAINER_JOB_ID string = apps.outputs.trainerJobId
+output AZURE_TRAINER_JOB_NAME string = apps.outputs.trainerJobName
+output AZURE_FUNCTIONS_APP_NAME string = functions.outputs.name
 output AZURE_FUNCTIONS_HOST string = functions.outputs.hostName
+output AZURE_STORAGE_EVENTS_TOPIC string = functions.outputs.storageEventsTopicName

@@ -15,6 +15,7 @@ public static class PipelineFunctionsExtensions
     public static IHostApplicationBuilder AddPipelineFunctions(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        HostSettings.RequireUnlessEmulated("Functions app", HostSettings.Functions, builder.Configuration);
         builder.Services.AddPipelineAzure(builder.Configuration);
         builder.Services.AddPipelineTelemetry(builder.Configuration, "tune-functions");
         builder.Services.AddSingleton(sp => new PipelineRuntime(

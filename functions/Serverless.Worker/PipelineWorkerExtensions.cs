@@ -12,6 +12,7 @@ public static class PipelineWorkerExtensions
     public static IHostApplicationBuilder AddPipelineWorker(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        HostSettings.RequireUnlessEmulated("Service Bus worker", HostSettings.Worker, builder.Configuration);
         builder.Services.AddPipelineAzure(builder.Configuration);
         builder.Services.AddPipelineTelemetry(builder.Configuration, "tune-worker");
         builder.Services.AddSingleton(sp => new PipelineRuntime(

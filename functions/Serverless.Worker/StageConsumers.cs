@@ -1,17 +1,14 @@
 using Azure.Messaging.ServiceBus;
 using Serverless.Azure.Hosting;
-using Serverless.Core.Contracts;
-using Serverless.Core.Jobs;
-using Serverless.Core.Naming;
-using Serverless.Core.Ports;
 using Serverless.Pipeline.Hosting;
 
 namespace Serverless.Worker;
 
 /// <summary>
-/// The worker's consumers — Prepare + Dispatch on <c>finetune-requests</c>, Publish on <c>training-events/publisher</c>,
-/// job status on <c>training-events/status</c> — plus a watch that reports trainer executions that died without
-/// saying so. Stopping lets in-flight messages finish (the host's shutdown timeout is 60 s).
+/// The worker's consumers — one <see cref="ServiceBusStageProcessor"/> per bus-triggered stage of
+/// <see cref="PipelineRuntime.StageMessages"/> (Prepare + Dispatch, Publish, job status) — plus the trainer watch,
+/// which reports trainer executions that died without saying so. Stopping lets in-flight messages finish (the host's
+/// shutdown timeout is 60 s, within the container's termination grace period).
 /// </summary>
 public sealed partial class StageConsumers(ServiceBusClient client, PipelineRuntime pipeline, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
 {
@@ -24,32 +21,15 @@ public sealed partial class StageConsumers(ServiceBusClient client, PipelineRunt
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var concurrency = configuration.GetValue("Pipeline:MaxConcurrentCalls", 4);
-        _processors.Add(new ServiceBusStageProcessor(client, Entities.FineTuneRequests,
-            (e, ct) => pipeline.Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), concurrency, OnError));
-        _processors.Add(new ServiceBusStageProcessor(client, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), pipeline.Publish.HandleAsync, concurrency, OnError));
-        _processors.Add(new ServiceBusStageProcessor(client, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), pipeline.Status.HandleAsync, concurrency, OnError));
-        foreach (var processor in _processors)
+        foreach (var stage in pipeline.StageMessages())
         {
+            var processor = new ServiceBusStageProcessor(client, stage, concurrency, OnError);
+            _processors.Add(processor);
             await processor.StartAsync(stoppingToken);
         }
 
         Healthy = true;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(pipeline.Options.WatchInterval, stoppingToken);
-                await pipeline.WatchTrainersAsync(stoppingToken);   // trainer executions that died without saying so
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            catch (Exception e) when (e is HttpRequestException or InvalidOperationException)
-            {
-                OnError(e);
-            }
-        }
+        await pipeline.RunTrainerWatchAsync(stoppingToken);
     }
 
     /// <inheritdoc />

@@ -16,7 +16,7 @@ public static class PipelineAzureExtensions
 {
     /// <summary>
     /// Registers <see cref="IBlobStore"/>, <see cref="IMessageBus"/>, <see cref="IJobDispatcher"/> (when
-    /// <c>Trainer:JobResourceId</c> is set) and <see cref="TimeProvider"/> from configuration, with identity-based
+    /// <c>Trainer:JobResourceId</c> is set; the trainer's image and settings are read from that job) and <see cref="TimeProvider"/> from configuration, with identity-based
     /// connections: <c>Storage:blobServiceUri</c>, <c>ServiceBus:fullyQualifiedNamespace</c> and a
     /// <see cref="DefaultAzureCredential"/> (the user-assigned identity named by <c>AZURE_CLIENT_ID</c>). For local
     /// emulators only, <c>Storage:connectionString</c> / <c>ServiceBus:connectionString</c> are accepted instead.
@@ -38,15 +38,15 @@ public static class PipelineAzureExtensions
         services.AddSingleton<IMessageBus>(sp => new AzureMessageBus(sp.GetRequiredService<ServiceBusClient>()));
         if (configuration["Trainer:JobResourceId"] is { Length: > 0 } jobId)
         {
-            services.AddSingleton<IJobDispatcher>(sp => new ContainerAppsJobDispatcher(new HttpClient(), sp.GetRequiredService<TokenCredential>(),
-                JobOptions(jobId, configuration["Trainer:Image"] ?? throw new InvalidOperationException("Trainer:Image is not set: the trainer job's image must be configured."))));
+            var job = JobOptions(jobId);   // a malformed id fails at start-up, not at the first dispatch
+            services.AddSingleton<IJobDispatcher>(sp => new ContainerAppsJobDispatcher(new HttpClient(), sp.GetRequiredService<TokenCredential>(), job));
         }
 
         return services;
     }
 
     /// <summary>Reads a Container Apps job resource id (<c>/subscriptions/…/resourceGroups/…/providers/Microsoft.App/jobs/{name}</c>).</summary>
-    public static ContainerAppsJobOptions JobOptions(string resourceId, string image)
+    public static ContainerAppsJobOptions JobOptions(string resourceId)
     {
         ArgumentNullException.ThrowIfNull(resourceId);
         var parts = resourceId.Trim('/').Split('/');
@@ -55,7 +55,7 @@ public static class PipelineAzureExtensions
             throw new InvalidOperationException($"Trainer:JobResourceId '{resourceId}' is not a Container Apps job resource id (/subscriptions/…/resourceGroups/…/providers/Microsoft.App/jobs/NAME).");
         }
 
-        return new ContainerAppsJobOptions { SubscriptionId = parts[1], ResourceGroup = parts[3], JobName = parts[7], Image = image };
+        return new ContainerAppsJobOptions { SubscriptionId = parts[1], ResourceGroup = parts[3], JobName = parts[7] };
     }
 
     private static string Required(IConfiguration configuration, string key) =>

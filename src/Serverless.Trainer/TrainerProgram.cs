@@ -1,5 +1,7 @@
 using Azure.Monitor.OpenTelemetry.Exporter;
 using OpenTelemetry.Trace;
+using System.Runtime.InteropServices;
+using Serverless.Azure;
 using Serverless.Embedded.Blobs;
 using Serverless.Embedded.Messaging;
 using Serverless.Pipeline;
@@ -10,7 +12,7 @@ using Serverless.Trainer.Train;
 
 namespace Serverless.Trainer;
 
-/// <summary>Runs one job's training on the parts the environment names (today: the embedded folder and broker).</summary>
+/// <summary>Runs one job's training on the parts the environment names: Azure (in a Container Apps job) or a <c>tune up</c> folder.</summary>
 public static class TrainerProgram
 {
     /// <summary>Trains <c>JOB_ID</c>; returns the process exit code.</summary>
@@ -46,12 +48,30 @@ public static class TrainerProgram
             cancel.Cancel();
         };
 
-        var trainer = environment("Storage__blobServiceUri") is { Length: > 0 } blobUri && environment("ServiceBus__fullyQualifiedNamespace") is { Length: > 0 } ns
-            ? AzureTrainer(blobUri, ns, environment("AZURE_CLIENT_ID"))
-            : EmbeddedTrainer(Path.GetFullPath(home), environment);
+        // Container Apps stops a replica (scale-in, replicaTimeout, a stop request) with SIGTERM, then SIGKILL after
+        // terminationGracePeriodSeconds: treat it as Ctrl+C — checkpoint at the next step, report a retryable stop, exit.
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            cancel.Cancel();
+        });
+
+        JobTrainer trainer;
+        try
+        {
+            trainer = AzureTrainerPorts.FromEnvironment(environment) is { } azure
+                ? JobTrainer.Create(azure.Blobs, azure.Bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") })
+                : EmbeddedTrainer(Path.GetFullPath(home), environment);
+        }
+        catch (InvalidOperationException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            return 78;   // EX_CONFIG
+        }
+
         var outcome = await trainer.RunAsync(jobId, cancel.Token);
         Console.WriteLine($"{jobId}: {outcome}");
-        return outcome == TrainerOutcome.Failed ? PipelineRuntime.ReportedFailureExitCode : 0;
+        return outcome is TrainerOutcome.Failed or TrainerOutcome.Stopped ? PipelineRuntime.ReportedFailureExitCode : 0;
     }
 
     /// <summary>On the embedded parts of a <c>tune up</c> folder.</summary>
@@ -61,14 +81,5 @@ public static class TrainerProgram
         var (blobs, bus) = PortPolicies.Wrap(new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")),
             ChaosOptions.FromEnvironment(environment), new PortPolicyCounters());
         return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
-    }
-
-    /// <summary>In a Container Apps job: Blob Storage and Service Bus through the job's managed identity.</summary>
-    private static JobTrainer AzureTrainer(string blobServiceUri, string serviceBusNamespace, string? clientId)
-    {
-        var credential = new global::Azure.Identity.DefaultAzureCredential(new global::Azure.Identity.DefaultAzureCredentialOptions { ManagedIdentityClientId = clientId });
-        var blobs = new Serverless.Azure.Blobs.AzureBlobStore(new global::Azure.Storage.Blobs.BlobServiceClient(new Uri(blobServiceUri), credential));
-        var bus = new Serverless.Azure.Messaging.AzureMessageBus(new global::Azure.Messaging.ServiceBus.ServiceBusClient(serviceBusNamespace, credential));
-        return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") });
     }
 }

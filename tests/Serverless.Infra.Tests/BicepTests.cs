@@ -9,15 +9,36 @@ namespace Serverless.Infra.Tests;
 public sealed class BicepTests
 {
     private static readonly Lazy<(int Code, string Json, string Diagnostics)> Build = new(() => Bicep("build", "--stdout"));
+
+    // Storage Blob Data Owner: the Functions host storage (AzureWebJobsStorage) with an identity needs it (containers,
+    // leases, keys in blobs); Storage Blob Data Contributor is not enough there.
+    private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+
+    // Storage Queue Data Contributor: the blob trigger keeps its poison and dispatch queues in the host storage account.
+    private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
+
+    // Azure Service Bus Data Owner: the only built-in role with the Manage claim, which KEDA needs to read the active
+    // message counts of the entities the worker scales on. Granted on those entities only.
+    private const string ServiceBusDataOwner = "090c5cfd-751d-490a-894a-3ce6f1109419";
+
+    private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+
     private static readonly string[] AllowedRoles =
     [
         "ba92f5b4-2d11-453d-a403-e96b0029c9fe", // Storage Blob Data Contributor
+        StorageBlobDataOwner,
+        StorageQueueDataContributor,
         "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39", // Azure Service Bus Data Sender
         "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0", // Azure Service Bus Data Receiver
-        "7f951dda-4ed3-4680-a7ca-43fe172d538d", // AcrPull
+        ServiceBusDataOwner,
+        AcrPull,
         "b9a307c4-5aa3-4b52-ba60-2b17c136cd7b", // Container Apps Jobs Operator
         "3913510d-42f4-4e42-8a64-420c390055eb", // Monitoring Metrics Publisher
     ];
+
+    // Regions where Container Apps offers the serverless A100 GPU profile (Consumption-GPU-NC24-A100), the trainer's
+    // default: https://learn.microsoft.com/azure/container-apps/gpu-serverless-overview#supported-regions
+    private static readonly string[] ServerlessA100Regions = ["westus3", "westus", "australiaeast", "swedencentral"];
 
     private static string Root
     {
@@ -90,6 +111,111 @@ public sealed class BicepTests
         return new[] { root }.Concat(OfType("Microsoft.Resources/deployments").Select(d => d["properties"]!["template"]!.AsObject()));
     }
 
+    /// <summary>The template (the root one or a module's) that declares a resource.</summary>
+    private static JsonObject TemplateOf(JsonObject resource) => resource.Parent!.Parent!.AsObject();
+
+    /// <summary>The module deployment of infra/main.bicep with this name.</summary>
+    private static JsonObject Module(string name) =>
+        OfType("Microsoft.Resources/deployments").Single(d => d["name"]!.GetValue<string>() == name);
+
+    /// <summary>The ARM expression infra/main.bicep passes to a parameter of a module.</summary>
+    private static string ModuleArgument(string module, string parameter) =>
+        Module(module)["properties"]!["parameters"]![parameter]?["value"]?.GetValue<string>() ?? "";
+
+    /// <summary>The parameter an expression is, exactly ("[parameters('name')]"), or "".</summary>
+    private static string ParameterName(string? expression)
+    {
+        const string Prefix = "[parameters('";
+        const string Suffix = "')]";
+        return expression is not null && expression.StartsWith(Prefix, StringComparison.Ordinal) && expression.EndsWith(Suffix, StringComparison.Ordinal)
+            ? expression[Prefix.Length..^Suffix.Length]
+            : "";
+    }
+
+    /// <summary>A value as written, or the default of the parameter of its template it is exactly.</summary>
+    private static JsonNode? Resolved(JsonObject template, JsonNode? value)
+    {
+        var name = ParameterName(value is JsonValue text && text.TryGetValue<string>(out var expression) ? expression : null);
+        return name.Length > 0 ? template["parameters"]?[name]?["defaultValue"] : value;
+    }
+
+    /// <summary>The module and output an expression of infra/main.bicep reads ("[reference(...'module'...).outputs.name.value]").</summary>
+    private static (string Module, string Output) OutputReference(string expression)
+    {
+        const string Deployment = "'Microsoft.Resources/deployments', '";
+        const string Outputs = ".outputs.";
+        var module = expression.IndexOf(Deployment, StringComparison.Ordinal);
+        var output = expression.IndexOf(Outputs, StringComparison.Ordinal);
+        if (module < 0 || output < 0 || !expression.EndsWith(".value]", StringComparison.Ordinal))
+        {
+            return ("", "");
+        }
+
+        module += Deployment.Length;
+        output += Outputs.Length;
+        return (expression[module..expression.IndexOf('\'', module)], expression[output..^".value]".Length]);
+    }
+
+    /// <summary>The role id an assignment grants, its roles variable resolved.</summary>
+    private static string RoleOf(JsonObject assignment)
+    {
+        // Role ids are written as variables('roles').name: resolve them through the templates' variables.
+        var roleNames = Templates().Select(t => t["variables"]?["roles"]).OfType<JsonObject>()
+            .SelectMany(r => r).ToDictionary(p => p.Key, p => p.Value!.GetValue<string>());
+        var expression = assignment["properties"]!["roleDefinitionId"]!.GetValue<string>();
+        return roleNames.FirstOrDefault(r => expression.Contains($"variables('roles').{r.Key})", StringComparison.Ordinal)).Value ?? expression;
+    }
+
+    /// <summary>The app settings of the Functions app, by name.</summary>
+    private static Dictionary<string, string> FunctionsSettings() =>
+        OfType("Microsoft.Web/sites").Single()["properties"]!["siteConfig"]!["appSettings"]!.AsArray()
+            .ToDictionary(s => s!["name"]!.GetValue<string>(), s => s!["value"]!.GetValue<string>());
+
+    /// <summary>The lines under a dotted key path of a YAML file of the repository (by indentation), trimmed, without comments.</summary>
+    private static List<string> YamlBlock(string file, string path)
+    {
+        static int Indent(string line) => line.Length - line.TrimStart().Length;
+        var lines = File.ReadAllLines(Path.Combine(Root, file)).Where(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#')).ToList();
+        var (start, end, indent) = (0, lines.Count, -1);
+        foreach (var key in path.Split('.'))
+        {
+            var at = -1;
+            for (var i = start; i < end; i++)
+            {
+                if (Indent(lines[i]) > indent && lines[i].Trim() == key + ":")
+                {
+                    at = i;
+                    break;
+                }
+            }
+
+            at.ShouldBeGreaterThanOrEqualTo(0, $"{file} has {path}");
+            indent = Indent(lines[at]);
+            start = at + 1;
+            end = start;
+            while (end < lines.Count && Indent(lines[end]) > indent)
+            {
+                end++;
+            }
+        }
+
+        return lines.Skip(start).Take(end - start).Select(l => l.Trim()).ToList();
+    }
+
+    /// <summary>The environment values a hook script requires (written <c>: "${NAME:?message}"</c>).</summary>
+    private static List<string> RequiredVariables(string script)
+    {
+        const string Marker = ": \"${";
+        var names = new List<string>();
+        for (var at = script.IndexOf(Marker, StringComparison.Ordinal); at >= 0; at = script.IndexOf(Marker, at + 1, StringComparison.Ordinal))
+        {
+            var start = at + Marker.Length;
+            names.Add(script[start..script.IndexOf(':', start)]);
+        }
+
+        return names;
+    }
+
     [Fact]
     public void Build_CompilesWithoutErrorsOrWarnings()
     {
@@ -150,6 +276,20 @@ public sealed class BicepTests
             {
                 setting["value"]!.GetValue<string>().ShouldContain("ConnectionString");
                 setting["value"]!.GetValue<string>().ShouldNotContain("listKeys");
+                continue;
+            }
+
+            // Allowed too: it names the identity the Functions host sends its own telemetry with (a client id, no secret).
+            if (setting["name"]!.GetValue<string>() == "APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+            {
+                var value = setting["value"]!.GetValue<string>();
+                value.ShouldContain("ClientId=", Case.Sensitive);
+                value.ShouldContain("Authorization=AAD", Case.Sensitive);
+                foreach (var secret in new[] { "listKeys", "Secret", "Key=", "Password" })
+                {
+                    value.ShouldNotContain(secret, Case.Insensitive);
+                }
+
                 continue;
             }
 
@@ -227,24 +367,15 @@ public sealed class BicepTests
     {
         var assignments = OfType("Microsoft.Authorization/roleAssignments").ToList();
         assignments.Count.ShouldBeGreaterThanOrEqualTo(8);
-        // Role ids are written as variables('roles').name: resolve them through the templates' variables.
-        var roleNames = Templates().Select(t => t["variables"]?["roles"]).OfType<JsonObject>()
-            .SelectMany(r => r).ToDictionary(p => p.Key, p => p.Value!.GetValue<string>());
-        string Role(JsonObject assignment)
-        {
-            var expression = assignment["properties"]!["roleDefinitionId"]!.GetValue<string>();
-            return roleNames.FirstOrDefault(r => expression.Contains($"variables('roles').{r.Key})", StringComparison.Ordinal)).Value ?? expression;
-        }
-
         foreach (var assignment in assignments)
         {
-            var role = Role(assignment);
+            var role = RoleOf(assignment);
             AllowedRoles.ShouldContain(r => role.Contains(r, StringComparison.Ordinal), $"role {role} is not on the allowed list");
             assignment["scope"].ShouldNotBeNull("every role assignment is scoped to the resource it is for, not the subscription");
             assignment["properties"]!["principalType"]!.GetValue<string>().ShouldBe("ServicePrincipal");
         }
 
-        var operatorAssignments = assignments.Where(a => Role(a).StartsWith("b9a307c4", StringComparison.Ordinal)).ToList();
+        var operatorAssignments = assignments.Where(a => RoleOf(a).StartsWith("b9a307c4", StringComparison.Ordinal)).ToList();
         operatorAssignments.Count.ShouldBe(1, "only the dispatcher may start jobs");
         operatorAssignments[0]["scope"]!.ToJsonString().ShouldContain("Microsoft.App/jobs");
     }
@@ -260,8 +391,10 @@ public sealed class BicepTests
         var subscriptions = OfType("Microsoft.ServiceBus/namespaces/topics/subscriptions").Select(s => s["name"]!.GetValue<string>()).ToList();
         subscriptions.ShouldContain(n => n.Contains($"'{Entities.PublisherSubscription}'", StringComparison.Ordinal));
         subscriptions.ShouldContain(n => n.Contains($"'{Entities.StatusSubscription}'", StringComparison.Ordinal));
-        var rule = OfType("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules").Single()["properties"]!["sqlFilter"]!["sqlExpression"]!.GetValue<string>();
-        rule.ShouldBe("type IN ('TrainingCompleted', 'TrainingFailed')");
+        // The one filtered subscription (publisher); its filter is its $Default rule (FilteredSubscriptions_FilterWithTheirDefaultRule).
+        var rule = OfType("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules").Single();
+        rule["name"]!.GetValue<string>().ShouldContain($"'{Entities.PublisherSubscription}', '$Default'", Case.Sensitive);
+        rule["properties"]!["sqlFilter"]!["sqlExpression"]!.GetValue<string>().ShouldBe("type IN ('TrainingCompleted', 'TrainingFailed')");
         var queue = OfType("Microsoft.ServiceBus/namespaces/queues").Single()["properties"]!;
         queue["requiresDuplicateDetection"]!.GetValue<bool>().ShouldBeTrue();
         queue["deadLetteringOnMessageExpiration"]!.GetValue<bool>().ShouldBeTrue();
@@ -286,7 +419,239 @@ public sealed class BicepTests
         var rule = worker["rules"]![0]!["custom"]!;
         rule["type"]!.GetValue<string>().ShouldBe("azure-servicebus");
         rule["identity"].ShouldNotBeNull("KEDA authenticates with the worker's managed identity");
-        OfType("Microsoft.EventGrid/systemTopics/eventSubscriptions").Single()["properties"]!["filter"]!["includedEventTypes"]![0]!
-            .GetValue<string>().ShouldBe("Microsoft.Storage.BlobCreated");
+        OfType("Microsoft.EventGrid/systemTopics").Single()["properties"]!["topicType"]!.GetValue<string>().ShouldBe("Microsoft.Storage.StorageAccounts");
+    }
+
+    // Issue 10, point 3.
+    [Fact]
+    public void Trainer_IsNotRetriedByThePlatform_AndTheWorkerGetsItsShutdownTimeout()
+    {
+        // The pipeline retries a failed training itself; a platform retry would re-run a trainer that already reported failure.
+        OfType("Microsoft.App/jobs").Single()["properties"]!["configuration"]!["replicaRetryLimit"]!.GetValue<int>().ShouldBe(0);
+        var worker = OfType("Microsoft.App/containerApps").Single();
+        var grace = Resolved(TemplateOf(worker), worker["properties"]!["template"]!["terminationGracePeriodSeconds"]);
+        grace.ShouldNotBeNull("the worker sets its termination grace period (the platform default is 30 s)");
+        grace!.GetValue<int>().ShouldBe(60, "the worker host's shutdown timeout is 60 s");
+    }
+
+    // Issue 10, point 5.
+    [Fact]
+    public void Worker_ScalesOnEveryEntityItConsumes_WithTheBareNamespaceName()
+    {
+        var worker = OfType("Microsoft.App/containerApps").Single();
+        var template = TemplateOf(worker);
+        var consumed = new List<string>();
+        foreach (var rule in worker["properties"]!["template"]!["scale"]!["rules"]!.AsArray().Select(r => r!["custom"]!.AsObject()))
+        {
+            rule["type"]!.GetValue<string>().ShouldBe("azure-servicebus");
+            rule["identity"]!.GetValue<string>().ShouldBe("[parameters('workerIdentityId')]", "KEDA reads the counts with the worker's identity");
+            var metadata = rule["metadata"]!.AsObject();
+            string Name(string key) => Resolved(template, metadata[key])?.GetValue<string>() ?? "";
+            consumed.Add(metadata["queueName"] is not null ? $"queue {Name("queueName")}" : $"topic {Name("topicName")}/{Name("subscriptionName")}");
+
+            // KEDA appends .servicebus.windows.net to `namespace` itself: it must be the bare namespace name, here the
+            // name output of the Service Bus module, which is the namespace resource's name parameter.
+            var parameter = ParameterName(metadata["namespace"]?.GetValue<string>());
+            parameter.ShouldNotBeNullOrEmpty("the namespace comes from a parameter of the Container Apps module");
+            var argument = ModuleArgument("containerapps", parameter);
+            argument.ShouldNotContain("fullyQualifiedNamespace", Case.Insensitive);
+            argument.ShouldNotContain("servicebus.windows.net", Case.Insensitive);
+            OutputReference(argument).ShouldBe(("servicebus", "name"));
+        }
+
+        string[] expected =
+        [
+            $"queue {Entities.FineTuneRequests}",
+            $"topic {Entities.TrainingEvents}/{Entities.PublisherSubscription}",
+            $"topic {Entities.TrainingEvents}/{Entities.StatusSubscription}",
+        ];
+        consumed.ShouldBe(expected, ignoreOrder: true);
+        var bus = Templates().Single(t => t["outputs"]?["fullyQualifiedNamespace"] is not null);
+        bus["outputs"]!["name"]!["value"]!.GetValue<string>().ShouldBe("[parameters('name')]");
+        bus["resources"]!.AsArray().Single(r => r!["type"]!.GetValue<string>() == "Microsoft.ServiceBus/namespaces")!["name"]!
+            .GetValue<string>().ShouldBe("[parameters('name')]");
+
+        // The entity names come from the Service Bus module, so the rules follow its entities.
+        foreach (var (parameter, output) in new[] { ("requestsQueue", "requestsQueueName"), ("trainingTopic", "trainingTopicName"), ("publisherSubscription", "publisherSubscriptionName"), ("statusSubscription", "statusSubscriptionName") })
+        {
+            OutputReference(ModuleArgument("containerapps", parameter)).ShouldBe(("servicebus", output));
+        }
+    }
+
+    // Issue 10, point 5.
+    [Fact]
+    public void ServiceBusDataOwner_IsGrantedToTheWorkerOnlyOnTheEntitiesItScalesOn()
+    {
+        var owners = OfType("Microsoft.Authorization/roleAssignments").Where(a => RoleOf(a).Contains(ServiceBusDataOwner, StringComparison.Ordinal)).ToList();
+        owners.ShouldAllBe(a => a["properties"]!["principalId"]!.GetValue<string>() == "[parameters('workerPrincipalId')]");
+        string[] expected =
+        [
+            "[resourceId('Microsoft.ServiceBus/namespaces/queues', parameters('serviceBusName'), parameters('requestsQueue'))]",
+            "[resourceId('Microsoft.ServiceBus/namespaces/topics/subscriptions', parameters('serviceBusName'), parameters('trainingTopic'), parameters('publisherSubscription'))]",
+            "[resourceId('Microsoft.ServiceBus/namespaces/topics/subscriptions', parameters('serviceBusName'), parameters('trainingTopic'), parameters('statusSubscription'))]",
+        ];
+        owners.Select(a => a["scope"]!.GetValue<string>()).ToList().ShouldBe(expected, ignoreOrder: true);
+
+        // Those parameters are the Service Bus module's entities.
+        var module = TemplateOf(owners[0]).Parent!.Parent!["name"]!.GetValue<string>();
+        foreach (var (parameter, output) in new[] { ("requestsQueue", "requestsQueueName"), ("trainingTopic", "trainingTopicName"), ("publisherSubscription", "publisherSubscriptionName"), ("statusSubscription", "statusSubscriptionName") })
+        {
+            OutputReference(ModuleArgument(module, parameter)).ShouldBe(("servicebus", output));
+        }
+    }
+
+    // Issue 10, point 6.
+    [Fact]
+    public void StorageEvents_AreSubscribedAfterDeployment_ByTheHook()
+    {
+        OfType("Microsoft.EventGrid/systemTopics/eventSubscriptions").ShouldBeEmpty("the webhook needs the deployed host's blobs_extension key: infra/hooks/postdeploy.sh subscribes it");
+        Build.Value.Json.ShouldNotContain("listKeys", Case.Insensitive, "the template reads no keys");
+        var outputs = JsonNode.Parse(Build.Value.Json)!["outputs"]!.AsObject();
+        outputs.ContainsKey("AZURE_STORAGE_EVENTS_TOPIC").ShouldBeTrue("the hook finds the system topic through an output");
+
+        var hook = File.ReadAllText(Path.Combine(Root, "infra", "hooks", "postdeploy.sh"));
+        hook.ShouldStartWith("#!/usr/bin/env bash", Case.Sensitive);
+        foreach (var part in new[]
+        {
+            "set -euo pipefail", "az functionapp keys list", "systemKeys.blobs_extension", "/runtime/webhooks/blobs?functionName=Host.Functions.",
+            "DatasetUploaded", "Microsoft.Storage.BlobCreated", "/blobServices/default/containers/", "az eventgrid system-topic event-subscription show",
+        })
+        {
+            hook.ShouldContain(part, Case.Sensitive);
+        }
+
+        // Every value it reads is an output of the template: azd exports them to hooks.
+        var variables = RequiredVariables(hook);
+        variables.ShouldNotBeEmpty();
+        foreach (var variable in variables)
+        {
+            outputs.ContainsKey(variable).ShouldBeTrue($"infra/main.bicep outputs {variable}, which postdeploy.sh reads");
+        }
+
+        YamlBlock("azure.yaml", "hooks.postdeploy.posix").ShouldContain("run: bash ./infra/hooks/postdeploy.sh");
+    }
+
+    // Issue 10, point 7.
+    [Fact]
+    public void Azd_DeploysWhatItProvisions()
+    {
+        // azd finds the resource of each service by its azd-service-name tag.
+        OfType("Microsoft.Web/sites").Single()["tags"]!.GetValue<string>().ShouldContain("createObject('azd-service-name', 'functions')", Case.Sensitive);
+        OfType("Microsoft.App/containerApps").Single()["tags"]!.GetValue<string>().ShouldContain("createObject('azd-service-name', 'worker')", Case.Sensitive);
+        var functions = YamlBlock("azure.yaml", "services.functions");
+        functions.ShouldContain("host: function");
+        functions.ShouldContain("project: ./functions/Serverless.Functions");
+        var worker = YamlBlock("azure.yaml", "services.worker");
+        worker.ShouldContain("host: containerapp");
+        worker.ShouldContain("project: ./functions/Serverless.Worker");
+        var docker = YamlBlock("azure.yaml", "services.worker.docker");
+        docker.ShouldContain("path: ./Dockerfile");
+        docker.ShouldContain("context: ../..");
+        docker.ShouldContain("remoteBuild: true");
+        // docker.path and docker.context are relative to the service's project: its Dockerfile, the repository root.
+        var project = Path.Combine(Root, "functions", "Serverless.Worker");
+        File.Exists(Path.Combine(project, "Dockerfile")).ShouldBeTrue();
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(Path.Combine(project, "..", ".."))).ShouldBe(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Root)));
+
+        // Images come from azd, not from a literal registry.
+        var prod = File.ReadAllText(Path.Combine(Root, "infra", "env", "prod.bicepparam"));
+        prod.ShouldNotContain("REGISTRY", Case.Sensitive);
+        prod.ShouldNotContain("azurecr.io", Case.Insensitive);
+        var parameters = JsonNode.Parse(File.ReadAllText(Path.Combine(Root, "infra", "main.parameters.json")))!["parameters"]!;
+        (parameters["workerImage"]?["value"]?.GetValue<string>() ?? "").ShouldStartWith("${SERVICE_WORKER_IMAGE_NAME=", Case.Sensitive);
+        (parameters["trainerImage"]?["value"]?.GetValue<string>() ?? "").ShouldStartWith("${TRAINER_IMAGE=", Case.Sensitive);
+
+        // The trainer job is built and pointed at its image by the predeploy hook, which records TRAINER_IMAGE for azd.
+        var hook = File.ReadAllText(Path.Combine(Root, "infra", "hooks", "predeploy.sh"));
+        foreach (var part in new[]
+        {
+            "set -euo pipefail", "az acr build", "src/Serverless.Trainer/Dockerfile", "LIBTORCH=", "BASE=", "az containerapp job update",
+            "azd env set TRAINER_IMAGE",
+        })
+        {
+            hook.ShouldContain(part, Case.Sensitive);
+        }
+
+        File.ReadAllText(Path.Combine(Root, "src", "Serverless.Trainer", "Dockerfile")).ShouldContain("libtorch-cuda-12.8-linux-x64", Case.Sensitive);
+        hook.ShouldContain("libtorch-cuda-12.8-linux-x64", Case.Sensitive);
+        YamlBlock("azure.yaml", "hooks.predeploy.posix").ShouldContain("run: bash ./infra/hooks/predeploy.sh");
+        var outputs = JsonNode.Parse(Build.Value.Json)!["outputs"]!.AsObject();
+        foreach (var variable in RequiredVariables(hook).Append("AZURE_CONTAINER_REGISTRY_ENDPOINT").Append("AZURE_FUNCTIONS_APP_NAME"))
+        {
+            outputs.ContainsKey(variable).ShouldBeTrue($"infra/main.bicep outputs {variable}");
+        }
+
+        // A container app or job pulls its image while it is created: AcrPull must be granted before.
+        var pulls = OfType("Microsoft.Authorization/roleAssignments").Where(a => RoleOf(a).Contains(AcrPull, StringComparison.Ordinal)).ToList();
+        pulls.ShouldNotBeEmpty();
+        var dependsOn = Module("containerapps")["dependsOn"]?.AsArray().Select(d => d!.GetValue<string>()).ToList() ?? [];
+        foreach (var pull in pulls)
+        {
+            var module = TemplateOf(pull).Parent!.Parent!["name"]!.GetValue<string>();
+            module.ShouldNotBe("containerapps");
+            dependsOn.ShouldContain($"[resourceId('Microsoft.Resources/deployments', '{module}')]", $"the Container Apps module waits for {module}, which grants AcrPull");
+        }
+    }
+
+    // Issue 10, point 8.
+    [Fact]
+    public void BlobTrigger_HostStorageConnection_HasItsQueues_AndTheRolesItNeeds()
+    {
+        var settings = FunctionsSettings();
+        settings["AzureWebJobsStorage__credential"].ShouldBe("managedidentity");
+        settings["AzureWebJobsStorage__clientId"].ShouldBe(settings["AZURE_CLIENT_ID"]);
+        settings.ContainsKey("AzureWebJobsStorage__blobServiceUri").ShouldBeTrue("identity-based host storage: blobs");
+        settings.ContainsKey("AzureWebJobsStorage__queueServiceUri").ShouldBeTrue("identity-based host storage: the blob trigger's queues");
+        var parameter = ParameterName(settings["AzureWebJobsStorage__queueServiceUri"]);
+        parameter.ShouldNotBeNullOrEmpty("the queue endpoint comes from a parameter of the Functions module");
+        var (module, output) = OutputReference(ModuleArgument("functions", parameter));
+        module.ShouldBe("storage");
+        Templates().Single(t => t["parameters"]?["containers"] is not null)["outputs"]![output]!["value"]!.GetValue<string>()
+            .ShouldEndWith(".primaryEndpoints.queue]", Case.Sensitive);
+
+        var functionsRoles = OfType("Microsoft.Authorization/roleAssignments")
+            .Where(a => a["properties"]!["principalId"]!.GetValue<string>() == "[parameters('functionsPrincipalId')]").ToList();
+        foreach (var role in new[] { StorageBlobDataOwner, StorageQueueDataContributor })
+        {
+            var assignment = functionsRoles.Where(a => RoleOf(a).Contains(role, StringComparison.Ordinal)).ToList();
+            assignment.Count.ShouldBe(1, $"the Functions identity holds role {role}");
+            assignment[0]["scope"]!.GetValue<string>().ShouldBe("[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]");
+        }
+    }
+
+    // Issue 10, point 9.
+    [Fact]
+    public void FilteredSubscriptions_FilterWithTheirDefaultRule()
+    {
+        // ARM creates every subscription with a $Default rule (1=1); any other rule beside it is OR-ed with it.
+        var rules = OfType("Microsoft.ServiceBus/namespaces/topics/subscriptions/rules").Select(r => r["name"]!.GetValue<string>()).ToList();
+        rules.ShouldNotBeEmpty();
+        rules.ShouldAllBe(name => name.EndsWith(", '$Default')]", StringComparison.Ordinal));
+        rules.Select(name => name[..name.LastIndexOf(',')]).ShouldBeUnique();
+    }
+
+    // Issue 10, point 10.
+    [Fact]
+    public void FunctionsHostTelemetry_NamesItsIdentity()
+    {
+        var settings = FunctionsSettings();
+        settings.ContainsKey("APPLICATIONINSIGHTS_AUTHENTICATION_STRING").ShouldBeTrue("local auth is off: the host names the identity its telemetry authenticates with");
+        settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"].ShouldBe("[format('ClientId={0};Authorization=AAD', parameters('identityClientId'))]");
+        settings["AZURE_CLIENT_ID"].ShouldBe("[parameters('identityClientId')]");
+    }
+
+    // Issue 10, point 13.
+    [Fact]
+    public void Location_IsLimitedToServerlessGpuRegions()
+    {
+        var location = JsonNode.Parse(Build.Value.Json)!["parameters"]!["location"]!;
+        var allowed = location["allowedValues"]?.AsArray().Select(v => v!.GetValue<string>()).ToList() ?? [];
+        allowed.ShouldNotBeEmpty("location is limited to the regions of the serverless GPU profile");
+        allowed.ShouldBeSubsetOf(ServerlessA100Regions);
+        allowed.ShouldContain(location["defaultValue"]!.GetValue<string>());
+        var environment = OfType("Microsoft.App/managedEnvironments").Single();
+        environment["properties"]!["workloadProfiles"]!.AsArray()
+            .Select(p => Resolved(TemplateOf(environment), p!["workloadProfileType"])?.GetValue<string>() ?? "")
+            .ShouldContain("Consumption-GPU-NC24-A100");
     }
 }

@@ -11,45 +11,31 @@ using Serverless.Core.Ports;
 
 namespace Serverless.Azure.Dispatch;
 
-/// <summary>Where the trainer job lives and how to start it.</summary>
-public sealed record ContainerAppsJobOptions
-{
-    /// <summary>The subscription id.</summary>
-    public required string SubscriptionId { get; init; }
-
-    /// <summary>The resource group.</summary>
-    public required string ResourceGroup { get; init; }
-
-    /// <summary>The Container Apps job's name (the trainer).</summary>
-    public required string JobName { get; init; }
-
-    /// <summary>The trainer image (the start request's template names it).</summary>
-    public required string Image { get; init; }
-
-    /// <summary>The container's name in the job template. <value>trainer</value>.</summary>
-    public string ContainerName { get; init; } = "trainer";
-
-    /// <summary>Azure Resource Manager. <value>https://management.azure.com</value>.</summary>
-    public Uri ArmEndpoint { get; init; } = new("https://management.azure.com");
-
-    /// <summary>The Microsoft.App API version. <value>2025-01-01</value>.</summary>
-    public string ApiVersion { get; init; } = "2025-01-01";
-}
-
 /// <summary>
-/// Starts trainer runs as executions of a Container Apps job through ARM: <c>POST …/jobs/{job}/start</c> with a
-/// template override that sets only <c>JOB_ID</c> in the container's environment (nothing secret), <c>…/executions/{name}/stop</c>
-/// to cancel, and the execution resource for status. Tokens come from Azure.Identity (managed identity in Azure).
-/// 429 and 5xx are retried honouring <c>Retry-After</c>; a circuit breaker stops hammering ARM when it keeps failing.
+/// Starts trainer runs as executions of a Container Apps job through ARM. The start request's template <em>replaces</em>
+/// the job's (it is not merged), so each start first reads the job (<c>GET …/jobs/{job}</c>) and sends its whole
+/// container — image, command, resources, every setting — plus <c>JOB_ID</c>: Bicep stays the one source of truth.
+/// A start is never retried blindly: before each start request, and after any answer that leaves open whether the
+/// execution was created (5xx, a timeout, a dropped connection), the job's executions are listed and a running one
+/// whose <c>JOB_ID</c> matches is adopted; only a throttled start (429, nothing created) is simply repeated, after
+/// <c>Retry-After</c>. A <c>202</c> without the execution in its body is followed through its <c>Location</c>.
+/// Reads and stops (idempotent) are retried on 429/5xx honouring <c>Retry-After</c>, inside a circuit breaker.
+/// Tokens come from Azure.Identity (managed identity in Azure).
 /// </summary>
-public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential credential, ContainerAppsJobOptions options, ResiliencePipeline<HttpResponseMessage>? resilience = null) : IJobDispatcher
+public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential credential, ContainerAppsJobOptions options,
+    ResiliencePipeline<HttpResponseMessage>? resilience = null, TimeProvider? clock = null) : IJobDispatcher
 {
-    private static readonly string[] RunningStates = ["Running", "Processing"];
+    private static readonly string[] ActiveStates = ["Running", "Processing"];
+
+    // The fields a start request's container may carry (JobExecutionContainer); probes and volume mounts stay the job's.
+    private static readonly string[] ExecutionContainerFields = ["name", "image", "command", "args", "env", "resources"];
+
     private readonly ResiliencePipeline<HttpResponseMessage> _resilience = resilience ?? DefaultResilience();
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
     /// <summary>
     /// Retry 429/5xx/network failures 4 times (exponential from 1 s with jitter, or exactly what <c>Retry-After</c> says),
-    /// inside a circuit breaker that opens for 30 s when half of at least 6 calls in 30 s failed.
+    /// inside a circuit breaker that opens for 30 s when half of at least 6 calls in 30 s failed. For idempotent calls only.
     /// </summary>
     public static ResiliencePipeline<HttpResponseMessage> DefaultResilience(TimeSpan? baseDelay = null, TimeSpan? breakDuration = null) =>
         new ResiliencePipelineBuilder<HttpResponseMessage>()
@@ -89,26 +75,209 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
     /// <inheritdoc />
     public async Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default)
     {
-        var body = new JsonObject
+        var template = await ExecutionTemplateAsync(jobId, cancellationToken);
+        var delay = options.StartRetryDelay;
+        var why = "";
+        for (var attempt = 1; attempt <= options.MaxStartAttempts; attempt++)
         {
-            ["containers"] = new JsonArray(new JsonObject
+            // A run of this job may already exist: a start that failed ambiguously, or a host that died after starting it.
+            if (await FindActiveAsync(jobId, cancellationToken) is { } running)
             {
-                ["name"] = options.ContainerName,
-                ["image"] = options.Image,
-                ["env"] = new JsonArray(new JsonObject { ["name"] = "JOB_ID", ["value"] = jobId }),
-            }),
-        };
-        using var response = await SendAsync(HttpMethod.Post, $"{JobPath}/start", body, cancellationToken);
-        var result = await ReadAsync(response, "start the trainer job", cancellationToken);
-        return result["name"]?.GetValue<string>()
-            ?? result["id"]?.GetValue<string>()?.Split('/')[^1]
-            ?? throw new InvalidOperationException("ARM accepted the job start but returned no execution name.");
+                return running;
+            }
+
+            var (execution, retryAfter, reason) = await TryStartAsync(jobId, template, cancellationToken);
+            if (execution is not null)
+            {
+                return execution;
+            }
+
+            why = reason;
+            await Task.Delay(retryAfter ?? delay, _clock, cancellationToken);
+            delay *= 2;
+        }
+
+        throw new HttpRequestException($"Azure Resource Manager did not start the trainer job for {jobId} after {options.MaxStartAttempts} attempts: {why}");
+    }
+
+    /// <summary>One start request. Returns the execution, or why not and how long to wait before looking again.</summary>
+    private async Task<(string? Execution, TimeSpan? RetryAfter, string Reason)> TryStartAsync(string jobId, JsonObject template, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendOnceAsync(HttpMethod.Post, Url($"{JobPath}/start"), template, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            return (null, null, $"the start request failed ({e.Message}); it may have started a run");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (null, null, $"no answer to the start request within {options.RequestTimeout.TotalSeconds:F0} s; it may have started a run");
+        }
+
+        using (response)
+        {
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                return (null, RetryAfter(response), "throttled (429)");
+            }
+
+            if (response.StatusCode is >= HttpStatusCode.InternalServerError or HttpStatusCode.RequestTimeout)
+            {
+                return (null, RetryAfter(response), $"{(int)response.StatusCode} {response.ReasonPhrase}; it may have started a run");
+            }
+
+            var body = await ReadAsync(response, "start the trainer job", cancellationToken);
+            if (NameOf(body) is { } name)
+            {
+                return (name, null, "");
+            }
+
+            // 202 Accepted with only a Location (ARM's documented answer): follow it, then find the run by its JOB_ID.
+            var deadline = _clock.GetUtcNow() + options.StartOperationTimeout;
+            if (response.Headers.Location is { } location && await FollowAsync(location, deadline, cancellationToken) is { } followed)
+            {
+                return (followed, null, "");
+            }
+
+            while (true)
+            {
+                if (await FindActiveAsync(jobId, cancellationToken) is { } started)
+                {
+                    return (started, null, "");
+                }
+
+                if (_clock.GetUtcNow() >= deadline)
+                {
+                    // Accepted, so starting again could run the job twice: fail, and let the claim's timeout try later
+                    // (which adopts the run if it has appeared by then).
+                    throw new HttpRequestException($"Azure Resource Manager accepted the start of {jobId} but no run of it appeared within {options.StartOperationTimeout.TotalSeconds:F0} s.");
+                }
+
+                await Task.Delay(options.StartRetryDelay, _clock, cancellationToken);
+            }
+        }
+    }
+
+    private async Task<string?> FollowAsync(Uri location, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var url = location.IsAbsoluteUri ? location : new Uri(options.ArmEndpoint, location);
+        while (_clock.GetUtcNow() < deadline)
+        {
+            using var response = await SendAsync(HttpMethod.Get, url, null, cancellationToken);
+            if (response.StatusCode != HttpStatusCode.Accepted)
+            {
+                return response.IsSuccessStatusCode ? NameOf(await ReadAsync(response, "follow the job start", cancellationToken)) : null;
+            }
+
+            await Task.Delay(RetryAfter(response) ?? options.StartRetryDelay, _clock, cancellationToken);
+        }
+
+        return null;
+    }
+
+    /// <summary>The job's template as a start request: each container as the job defines it, the trainer's with <c>JOB_ID</c>.</summary>
+    private async Task<JsonObject> ExecutionTemplateAsync(string jobId, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(HttpMethod.Get, Url(JobPath), null, cancellationToken);
+        var job = await ReadAsync(response, $"read the trainer job {options.JobName}", cancellationToken);
+        var containers = job["properties"]?["template"]?["containers"] as JsonArray;
+        if (containers is not { Count: > 0 })
+        {
+            throw new InvalidOperationException($"The trainer job {options.JobName} has no containers in its template.");
+        }
+
+        var target = containers.Count == 1 ? containers[0] : containers.FirstOrDefault(c => c?["name"]?.GetValue<string>() == options.ContainerName);
+        if (target is null)
+        {
+            throw new InvalidOperationException($"The trainer job {options.JobName} has no container named '{options.ContainerName}'.");
+        }
+
+        JsonArray Copy(JsonArray source) => new([.. source.OfType<JsonObject>().Select(container =>
+        {
+            var copy = new JsonObject();
+            foreach (var field in ExecutionContainerFields)
+            {
+                if (container[field] is { } value)
+                {
+                    copy[field] = value.DeepClone();
+                }
+            }
+
+            if (ReferenceEquals(container, target))
+            {
+                var env = new JsonArray([.. (container["env"] as JsonArray ?? []).OfType<JsonObject>()
+                    .Where(e => e["name"]?.GetValue<string>() != ContainerAppsJobOptions.JobIdVariable).Select(e => e.DeepClone())]);
+                env.Add(new JsonObject { ["name"] = ContainerAppsJobOptions.JobIdVariable, ["value"] = jobId });
+                copy["env"] = env;
+            }
+
+            return (JsonNode)copy;
+        })]);
+
+        var template = new JsonObject { ["containers"] = Copy(containers) };
+        if (job["properties"]?["template"]?["initContainers"] is JsonArray { Count: > 0 } init)
+        {
+            template["initContainers"] = Copy(init);
+        }
+
+        return template;
+    }
+
+    /// <summary>A running (or starting) execution whose trainer carries <paramref name="jobId"/>, if any.</summary>
+    private async Task<string?> FindActiveAsync(string jobId, CancellationToken cancellationToken)
+    {
+        await foreach (var execution in ExecutionsAsync(cancellationToken))
+        {
+            if (IsActive(execution) && JobIdOf(execution) == jobId)
+            {
+                return NameOf(execution);
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsActive(JsonNode execution) => ActiveStates.Contains(execution["properties"]?["status"]?.GetValue<string>());
+
+    private static string? JobIdOf(JsonNode execution) =>
+        (execution["properties"]?["template"]?["containers"] as JsonArray ?? []).OfType<JsonObject>()
+            .SelectMany(c => c["env"] as JsonArray ?? []).OfType<JsonObject>()
+            .FirstOrDefault(e => e["name"]?.GetValue<string>() == ContainerAppsJobOptions.JobIdVariable)?["value"]?.GetValue<string>();
+
+    private static string? NameOf(JsonNode? node) =>
+        node?["name"]?.GetValue<string>() ?? node?["id"]?.GetValue<string>()?.Split('/')[^1];
+
+    /// <summary>Every execution of the job, following <c>nextLink</c>.</summary>
+    private async IAsyncEnumerable<JsonNode> ExecutionsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        Uri? url = Url($"{JobPath}/executions");
+        while (url is not null)
+        {
+            JsonNode page;
+            using (var response = await SendAsync(HttpMethod.Get, url, null, cancellationToken))
+            {
+                page = await ReadAsync(response, "list executions", cancellationToken);
+            }
+
+            foreach (var execution in page["value"]?.AsArray() ?? [])
+            {
+                if (execution is not null)
+                {
+                    yield return execution;
+                }
+            }
+
+            url = page["nextLink"]?.GetValue<string>() is { Length: > 0 } next ? new Uri(next) : null;
+        }
     }
 
     /// <inheritdoc />
     public async Task CancelAsync(string execution, CancellationToken cancellationToken = default)
     {
-        using var response = await SendAsync(HttpMethod.Post, $"{JobPath}/executions/{execution}/stop", null, cancellationToken);
+        using var response = await SendAsync(HttpMethod.Post, Url($"{JobPath}/executions/{execution}/stop"), null, cancellationToken);
         if (response.StatusCode != HttpStatusCode.NotFound)
         {
             await ReadAsync(response, $"stop execution {execution}", cancellationToken);
@@ -118,7 +287,7 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
     /// <inheritdoc />
     public async Task<ExecutionStatus> GetStatusAsync(string execution, CancellationToken cancellationToken = default)
     {
-        using var response = await SendAsync(HttpMethod.Get, $"{JobPath}/executions/{execution}", null, cancellationToken);
+        using var response = await SendAsync(HttpMethod.Get, Url($"{JobPath}/executions/{execution}"), null, cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return ExecutionStatus.Unknown;
@@ -137,26 +306,45 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
     /// <inheritdoc />
     public async Task<int> CountRunningAsync(CancellationToken cancellationToken = default)
     {
-        using var response = await SendAsync(HttpMethod.Get, $"{JobPath}/executions", null, cancellationToken);
-        var list = await ReadAsync(response, "list executions", cancellationToken);
-        return list["value"]?.AsArray().Count(e => RunningStates.Contains(e?["properties"]?["status"]?.GetValue<string>())) ?? 0;
+        var count = 0;
+        await foreach (var execution in ExecutionsAsync(cancellationToken))
+        {
+            count += IsActive(execution) ? 1 : 0;
+        }
+
+        return count;
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, JsonNode? body, CancellationToken cancellationToken)
-    {
-        var token = await credential.GetTokenAsync(new TokenRequestContext([new Uri(options.ArmEndpoint, ".default").ToString()]), cancellationToken);
-        var uri = new Uri(options.ArmEndpoint, $"{path}?api-version={options.ApiVersion}");
-        return await _resilience.ExecuteAsync(async ct =>
-        {
-            using var request = new HttpRequestMessage(method, uri);
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Token);
-            if (body is not null)
-            {
-                request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-            }
+    private Uri Url(string path) => new(options.ArmEndpoint, $"{path}?api-version={options.ApiVersion}");
 
-            return await http.SendAsync(request, ct);
-        }, cancellationToken);
+    /// <summary>An idempotent call: retried on transient failures, inside the circuit breaker.</summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri url, JsonNode? body, CancellationToken cancellationToken)
+    {
+        var token = await TokenAsync(cancellationToken);
+        return await _resilience.ExecuteAsync(ct => new ValueTask<HttpResponseMessage>(SendWithTimeoutAsync(method, url, body, token, ct)), cancellationToken);
+    }
+
+    /// <summary>One try, no retry: for the start request, which is not idempotent.</summary>
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpMethod method, Uri url, JsonNode? body, CancellationToken cancellationToken) =>
+        await SendWithTimeoutAsync(method, url, body, await TokenAsync(cancellationToken), cancellationToken);
+
+    private async Task<AccessToken> TokenAsync(CancellationToken cancellationToken) =>
+        await credential.GetTokenAsync(new TokenRequestContext([new Uri(options.ArmEndpoint, ".default").ToString()]), cancellationToken);
+
+    private async Task<HttpResponseMessage> SendWithTimeoutAsync(HttpMethod method, Uri url, JsonNode? body, AccessToken token, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.RequestTimeout);
+        using var request = new HttpRequestMessage(method, url);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Token);
+        if (body is not null)
+        {
+            request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        }
+
+        var response = await http.SendAsync(request, timeout.Token);
+        await response.Content.LoadIntoBufferAsync(timeout.Token);
+        return response;
     }
 
     private static async Task<JsonNode> ReadAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)

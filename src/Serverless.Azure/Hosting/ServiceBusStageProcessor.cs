@@ -1,25 +1,24 @@
 using Azure.Messaging.ServiceBus;
-using Serverless.Core.Contracts;
 using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
 
 namespace Serverless.Azure.Hosting;
 
 /// <summary>
-/// Runs one stage's handler on a queue or subscription with a <see cref="ServiceBusProcessor"/>: manual settlement
-/// (complete on success, abandon on an exception so the broker redelivers and finally dead-letters, dead-letter at once
-/// what is not a CloudEvent), automatic lock renewal while the handler runs, bounded concurrency, and a graceful stop
-/// that lets in-flight messages finish.
+/// Runs one stage on a queue or subscription with a <see cref="ServiceBusProcessor"/> (manual settlement, automatic
+/// lock renewal while the handler runs, bounded concurrency, a graceful stop that lets in-flight messages finish).
+/// It only adapts: each message goes through the stage's <see cref="StageMessage"/>, the same settle-and-trace path
+/// as the embedded host's pump, settling through the processor's event args.
 /// </summary>
 public sealed class ServiceBusStageProcessor : IAsyncDisposable
 {
     private readonly ServiceBusProcessor _processor;
 
-    /// <summary>Creates the processor for <paramref name="entity"/> (<c>queue</c> or <c>topic/subscriptions/name</c>).</summary>
-    public ServiceBusStageProcessor(ServiceBusClient client, string entity, Func<CloudEvent, CancellationToken, Task> handler, int maxConcurrentCalls = 4, Action<Exception>? onError = null)
+    /// <summary>Creates the processor for <paramref name="stage"/>'s entity (<c>queue</c> or <c>topic/subscriptions/name</c>).</summary>
+    public ServiceBusStageProcessor(ServiceBusClient client, StageMessage stage, int maxConcurrentCalls = 4, Action<Exception>? onError = null)
     {
         ArgumentNullException.ThrowIfNull(client);
-        ArgumentNullException.ThrowIfNull(entity);
-        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentNullException.ThrowIfNull(stage);
         var options = new ServiceBusProcessorOptions
         {
             AutoCompleteMessages = false,
@@ -27,11 +26,12 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
             MaxAutoLockRenewalDuration = TimeSpan.FromHours(1),
             ReceiveMode = ServiceBusReceiveMode.PeekLock,
         };
+        var entity = stage.Entity;
         var marker = entity.IndexOf("/subscriptions/", StringComparison.Ordinal);
         _processor = marker < 0
             ? client.CreateProcessor(entity, options)
             : client.CreateProcessor(entity[..marker], entity[(marker + "/subscriptions/".Length)..], options);
-        _processor.ProcessMessageAsync += args => HandleAsync(args, handler);
+        _processor.ProcessMessageAsync += args => HandleAsync(args, stage);
         _processor.ProcessErrorAsync += args =>
         {
             onError?.Invoke(args.Exception);
@@ -40,46 +40,12 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
     }
 
     /// <summary>What one message goes through (public for tests, with the SDK's model factory).</summary>
-    public static async Task HandleAsync(ProcessMessageEventArgs args, Func<CloudEvent, CancellationToken, Task> handler, int maxDeliveries = EntityOptions.DefaultMaxDeliveryCount)
+    public static Task<bool> HandleAsync(ProcessMessageEventArgs args, StageMessage stage)
     {
         ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(handler);
-        CloudEvent cloudEvent;
-        try
-        {
-            cloudEvent = CloudEvent.Parse(args.Message.Body.ToString());
-        }
-        catch (InvalidDataException e)
-        {
-            await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.InvalidEvent, e.Message, args.CancellationToken);
-            return;
-        }
-
-        try
-        {
-            await handler(cloudEvent, args.CancellationToken);
-        }
-        catch (InvalidDataException e)
-        {
-            await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.InvalidEvent, e.Message, args.CancellationToken);
-            return;
-        }
-        catch (Exception e) when (!args.CancellationToken.IsCancellationRequested)
-        {
-            if (args.Message.DeliveryCount >= maxDeliveries)
-            {
-                // The last delivery: dead-letter with the handler's reason rather than the broker's MaxDeliveryCountExceeded.
-                await args.DeadLetterMessageAsync(args.Message, DeadLetterReasons.HandlerFailed, DeadLetterReasons.DescribeFailure(e, args.Message.DeliveryCount), CancellationToken.None);
-            }
-            else
-            {
-                await args.AbandonMessageAsync(args.Message, cancellationToken: CancellationToken.None);
-            }
-
-            throw;   // reported to ProcessErrorAsync
-        }
-
-        await args.CompleteMessageAsync(args.Message, args.CancellationToken);
+        ArgumentNullException.ThrowIfNull(stage);
+        var message = args.Message;
+        return stage.HandleAsync(message.Body.ToString(), message.MessageId, message.DeliveryCount, message.LockedUntil, new Settlement(args), args.CancellationToken);
     }
 
     /// <summary>Starts receiving.</summary>
@@ -90,4 +56,29 @@ public sealed class ServiceBusStageProcessor : IAsyncDisposable
 
     /// <inheritdoc />
     public ValueTask DisposeAsync() => _processor.DisposeAsync();
+
+    private sealed class Settlement(ProcessMessageEventArgs args) : IMessageSettlement
+    {
+        public Task CompleteAsync(CancellationToken cancellationToken) => Translate(() => args.CompleteMessageAsync(args.Message, cancellationToken));
+
+        public Task AbandonAsync(CancellationToken cancellationToken) => Translate(() => args.AbandonMessageAsync(args.Message, cancellationToken: cancellationToken));
+
+        public Task DeadLetterAsync(string reason, string description, CancellationToken cancellationToken) =>
+            Translate(() => args.DeadLetterMessageAsync(args.Message, reason, description, cancellationToken));
+
+        // The processor renews the lock itself (MaxAutoLockRenewalDuration).
+        public Task<DateTimeOffset?> RenewLockAsync(CancellationToken cancellationToken) => Task.FromResult<DateTimeOffset?>(null);
+
+        private async Task Translate(Func<Task> settle)
+        {
+            try
+            {
+                await settle();
+            }
+            catch (ServiceBusException e) when (e.Reason is ServiceBusFailureReason.MessageLockLost or ServiceBusFailureReason.SessionLockLost)
+            {
+                throw new MessageLockLostException($"The lock on message '{args.Message.MessageId}' was lost: {e.Message}", e);
+            }
+        }
+    }
 }

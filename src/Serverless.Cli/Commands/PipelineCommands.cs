@@ -6,6 +6,7 @@ using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
 using OpenTelemetry.Trace;
 using Spectre.Console;
 
@@ -33,7 +34,14 @@ internal static class PipelineCommands
     {
         var home = Home();
         var store = PipelineParts.Store();
-        var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once.", DefaultValueFactory = _ => 1 };
+        var concurrency = new Option<int>("--max-concurrent-jobs") { Description = "Trainers at once (at least 1).", DefaultValueFactory = _ => 1 };
+        concurrency.Validators.Add(r =>
+        {
+            if (r.GetValue(concurrency) < 1)
+            {
+                r.AddError($"--max-concurrent-jobs must be at least 1 (got {r.GetValue(concurrency)}): with no trainer slot every job would wait forever.");
+            }
+        });
         var trace = new Option<bool>("--trace") { Description = "Print the pipeline's OpenTelemetry traces (one per dataset, across stages) to the console." };
         var chaos = new Option<double?>("--chaos")
         {
@@ -307,12 +315,7 @@ internal static class PipelineCommands
             var writer = parse.InvocationConfiguration.Output;
             using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
             await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
-            string[] entities =
-            [
-                Entities.FineTuneRequests,
-                Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription),
-                Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription),
-            ];
+            var entities = StageEntities.All.Select(s => s.Entity);
             var table = new Table().AddColumns("entity", "message", "deliveries", "reason", "description");
             var total = 0;
             foreach (var entity in entities)

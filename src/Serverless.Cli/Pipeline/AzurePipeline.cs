@@ -13,7 +13,7 @@ namespace Serverless.Cli.Pipeline;
 
 /// <summary>
 /// The pipeline's parts in Azure, from the same settings the hosts use: <c>Storage__blobServiceUri</c>,
-/// <c>ServiceBus__fullyQualifiedNamespace</c>, <c>Trainer__JobResourceId</c> + <c>Trainer__Image</c>, signed in with
+/// <c>ServiceBus__fullyQualifiedNamespace</c>, <c>Trainer__JobResourceId</c>, signed in with
 /// <see cref="DefaultAzureCredential"/> (your `az login`, or <c>AZURE_CLIENT_ID</c>'s managed identity). For emulators,
 /// <c>Storage__connectionString</c> / <c>ServiceBus__connectionString</c>. A part that is not configured fails when
 /// first used, naming the setting.
@@ -60,8 +60,7 @@ internal sealed class AzurePipeline : IPipelineParts
                 ? new AzureMessageBus(new ServiceBusClient(ns, credential))
                 : new Unconfigured("ServiceBus__fullyQualifiedNamespace (name.servicebus.windows.net)");
         IJobDispatcher dispatcher = environment("Trainer__JobResourceId") is { Length: > 0 } job
-            ? new ContainerAppsJobDispatcher(new HttpClient(), credential, PipelineAzureExtensions.JobOptions(job,
-                environment("Trainer__Image") ?? throw new CliException("Trainer__Image is not set (the trainer job's image).")))
+            ? new ContainerAppsJobDispatcher(new HttpClient(), credential, PipelineAzureExtensions.JobOptions(job))
             : new Unconfigured("Trainer__JobResourceId (the trainer Container Apps job's resource id)");
         return new AzurePipeline(service.Uri.ToString(), new AzureBlobStore(service), bus, dispatcher, home);
     }

@@ -41,7 +41,13 @@ internal sealed class EmbeddedPipeline : IPipelineParts
             [ChaosOptions.Variable + "_LATENCY_MS"] = ((int)chaos.Latency.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         Dispatcher = new ProcessJobDispatcher(executable, arguments, (job, code) => _ = Runtime!.TrainerExitedAsync(job, code), environment: trainerEnvironment);
-        var options = new PipelineOptions { WorkDirectory = Path.Combine(Home, "work"), MaxConcurrentJobs = maxConcurrentJobs };
+        var options = new PipelineOptions
+        {
+            WorkDirectory = Path.Combine(Home, "work"),
+            MaxConcurrentJobs = maxConcurrentJobs,
+            // A child process starts in milliseconds: a claim two minutes old belongs to a host that died.
+            StartTimeout = TimeSpan.FromMinutes(2),
+        };
         Runtime = new PipelineRuntime(ports.Blobs, ports.Bus, Dispatcher, clock ?? TimeProvider.System, configure?.Invoke(options) ?? options);
         Watcher = new DatasetWatcher(ports.Blobs,
             (name, etag, ct) => Runtime.Ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded(name, etag), ct),

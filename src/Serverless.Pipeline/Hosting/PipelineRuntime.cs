@@ -25,6 +25,7 @@ public sealed class PipelineRuntime
     public PipelineRuntime(IBlobStore blobs, IMessageBus bus, IJobDispatcher dispatcher, TimeProvider clock, PipelineOptions options, ILoggerFactory? logging = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         Logging = logging ?? NullLoggerFactory.Instance;
         Blobs = blobs;
         Dispatcher = dispatcher;
@@ -87,13 +88,22 @@ public sealed class PipelineRuntime
     /// <summary>Schedule.</summary>
     public RetrainOnScheduleHandler Schedule { get; }
 
-    /// <summary>The message pumps of the bus-triggered stages: Prepare+Dispatch, Publish, Job status.</summary>
-    public IReadOnlyList<MessagePump> Pumps() =>
+    /// <summary>
+    /// The bus-triggered stages — Prepare+Dispatch, Publish, Job status — each bound to its row of
+    /// <see cref="StageEntities"/>: what every host runs, with its own receiver around it.
+    /// </summary>
+    public IReadOnlyList<StageMessage> StageMessages() =>
     [
-        new(Bus.Bus, Entities.FineTuneRequests, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct), Logging.CreateLogger("Prepare"), PipelineTracing.Prepare, Options.Entities.MaxDeliveryCount),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.PublisherSubscription), Publish.HandleAsync, Logging.CreateLogger("Publish"), PipelineTracing.Publish, Options.Entities.MaxDeliveryCount),
-        new(Bus.Bus, Entities.Subscription(Entities.TrainingEvents, Entities.StatusSubscription), Status.HandleAsync, Logging.CreateLogger("JobStatus"), PipelineTracing.JobStatus, Options.Entities.MaxDeliveryCount),
+        Stage(StageEntities.Prepare, (e, ct) => Prepare.HandleAsync(e.DataAs<FineTuneRequested>(), ct)),
+        Stage(StageEntities.Publish, Publish.HandleAsync),
+        Stage(StageEntities.JobStatus, Status.HandleAsync),
     ];
+
+    private StageMessage Stage(StageEntity entity, Func<CloudEvent, CancellationToken, Task> handler) =>
+        new(entity.Entity, handler, Logging.CreateLogger(entity.Stage), entity.Tracing, Options.Entities.MaxDeliveryCount);
+
+    /// <summary>The embedded host's pumps for <see cref="StageMessages"/>.</summary>
+    public IReadOnlyList<MessagePump> Pumps() => [.. StageMessages().Select(stage => new MessagePump(Bus.Bus, stage))];
 
     /// <summary>Runs the bus-triggered stages, the schedule and the trainer watch until cancelled.</summary>
     public async Task RunStagesAsync(TimeSpan idle, CancellationToken cancellationToken)
@@ -101,7 +111,7 @@ public sealed class PipelineRuntime
         await Bus.EnsureTopologyAsync(Options.Entities, cancellationToken);
         var tasks = Pumps().Select(p => p.RunAsync(idle, cancellationToken)).ToList();
         tasks.Add(RunScheduleAsync(cancellationToken));
-        tasks.Add(RunWatchAsync(cancellationToken));
+        tasks.Add(RunTrainerWatchAsync(cancellationToken));
         await Task.WhenAll(tasks);
     }
 
@@ -165,7 +175,12 @@ public sealed class PipelineRuntime
         return true;
     }
 
-    private async Task RunWatchAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <see cref="WatchTrainersAsync"/> every <see cref="PipelineOptions.WatchInterval"/> until cancelled (the
+    /// embedded host and the Azure worker both). A round that fails — storage, the broker or ARM failing past their
+    /// retries, an unreadable job document — is logged and the next round tries again: the watch never stops early.
+    /// </summary>
+    public async Task RunTrainerWatchAsync(CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -178,9 +193,8 @@ public sealed class PipelineRuntime
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or TimeoutException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
-                // Storage failed past its retries, or a job document is unreadable: the next round tries again.
                 Logging.CreateLogger("TrainerWatch").TrainerWatchFailed(e);
             }
         }
@@ -205,7 +219,7 @@ public sealed class PipelineRuntime
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or TimeoutException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
                 Logging.CreateLogger("Schedule").ScheduleFailed(e);
                 await Task.Delay(TimeSpan.FromSeconds(5), Clock, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);

@@ -5,24 +5,38 @@ using Serverless.Core.Ports;
 namespace Serverless.Pipeline.Messaging;
 
 /// <summary>
-/// Receives from one queue or subscription and hands each message to a handler: complete on success; on an
-/// exception, abandon (so it is delivered again), and on its last allowed delivery dead-letter it with reason
-/// <c>HandlerFailed</c> and the exception's message, so <c>tune deadletters</c> says why; a message that can never
-/// be handled (not a CloudEvent, wrong type) is dead-lettered at once with the reason. The
-/// lock is renewed while the handler runs. This is what a host does around a handler; the Azure worker does the same
-/// with a <c>ServiceBusProcessor</c>.
+/// The embedded host's consumer of one queue or subscription: receives in batches and hands each message to the
+/// stage's <see cref="StageMessage"/> (the settle-and-trace path the Azure worker shares), settling through the
+/// <see cref="IMessageBus"/>. A receive that fails past the retries is logged and tried again; the pump carries on.
 /// </summary>
-public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger,
-    System.Diagnostics.ActivitySource? tracing = null, int maxDeliveries = EntityOptions.DefaultMaxDeliveryCount)
+public sealed class MessagePump
 {
+    private readonly IMessageBus _bus;
+    private readonly StageMessage _stage;
+    private readonly TimeProvider _clock;
+
+    /// <summary>A pump for <paramref name="stage"/>.</summary>
+    public MessagePump(IMessageBus bus, StageMessage stage, TimeProvider? clock = null)
+    {
+        _bus = bus ?? throw new ArgumentNullException(nameof(bus));
+        _stage = stage ?? throw new ArgumentNullException(nameof(stage));
+        _clock = clock ?? TimeProvider.System;
+    }
+
+    /// <summary>A pump that hands <paramref name="entity"/>'s messages to <paramref name="handler"/>.</summary>
+    public MessagePump(IMessageBus bus, string entity, Func<CloudEvent, CancellationToken, Task> handler, ILogger logger,
+        System.Diagnostics.ActivitySource? tracing = null, int maxDeliveries = EntityOptions.DefaultMaxDeliveryCount, TimeProvider? clock = null)
+        : this(bus, new StageMessage(entity, handler, logger, tracing, maxDeliveries, clock), clock)
+    {
+    }
 
     /// <summary>Receives and handles whatever is visible now; returns how many messages were handled.</summary>
     public async Task<int> DrainOnceAsync(int maxMessages = 8, CancellationToken cancellationToken = default)
     {
-        var messages = await bus.ReceiveAsync(entity, maxMessages, cancellationToken);
+        var messages = await _bus.ReceiveAsync(_stage.Entity, maxMessages, cancellationToken);
         foreach (var message in messages)
         {
-            await HandleOneAsync(message, cancellationToken);
+            await _stage.HandleAsync(message.Body, message.MessageId, message.DeliveryCount, message.LockedUntil, new BusSettlement(_bus, _stage.Entity, message), cancellationToken);
         }
 
         return messages.Count;
@@ -46,7 +60,7 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
             {
                 // The broker or storage failed past its retries: whatever was received stays locked and comes back
                 // when its lock expires; the pump itself carries on.
-                logger.PumpFailed(e, entity);
+                _stage.Logger.PumpFailed(e, _stage.Entity);
                 handled = 0;
             }
 
@@ -54,7 +68,7 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
             {
                 try
                 {
-                    await Task.Delay(idle, cancellationToken);
+                    await Task.Delay(idle, _clock, cancellationToken);
                 }
                 catch (OperationCanceledException)
                 {
@@ -64,77 +78,15 @@ public sealed class MessagePump(IMessageBus bus, string entity, Func<CloudEvent,
         }
     }
 
-    private async Task HandleOneAsync(ReceivedMessage message, CancellationToken cancellationToken)
+    private sealed class BusSettlement(IMessageBus bus, string entity, ReceivedMessage message) : IMessageSettlement
     {
-        CloudEvent cloudEvent;
-        try
-        {
-            cloudEvent = CloudEvent.Parse(message.Body);
-        }
-        catch (InvalidDataException e)
-        {
-            await bus.DeadLetterAsync(entity, message, DeadLetterReasons.InvalidEvent, e.Message, cancellationToken);
-            return;
-        }
+        public Task CompleteAsync(CancellationToken cancellationToken) => bus.CompleteAsync(entity, message, cancellationToken);
 
-        using var activity = tracing is null ? null : PipelineTracing.Start(tracing, $"{entity} {cloudEvent.Type}", cloudEvent.TraceParent);
-        activity?.SetTag("messaging.message.id", message.MessageId);
-        activity?.SetTag("cloudevents.event_subject", cloudEvent.Subject);
-        using var renew = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var renewal = RenewWhileRunningAsync(message, renew.Token);
-        try
-        {
-            await handler(cloudEvent, cancellationToken);
-            await renew.CancelAsync();
-            await renewal;
-            await bus.CompleteAsync(entity, message, cancellationToken);
-        }
-        catch (InvalidDataException e)
-        {
-            await renew.CancelAsync();
-            await renewal;
-            await bus.DeadLetterAsync(entity, message, DeadLetterReasons.InvalidEvent, e.Message, cancellationToken);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            await renew.CancelAsync();
-            await renewal;
-            logger.HandlerFailed(e, message.MessageId, entity, message.DeliveryCount);
-            try
-            {
-                if (message.DeliveryCount >= maxDeliveries)
-                {
-                    await bus.DeadLetterAsync(entity, message, DeadLetterReasons.HandlerFailed, DeadLetterReasons.DescribeFailure(e, message.DeliveryCount), CancellationToken.None);
-                }
-                else
-                {
-                    await bus.AbandonAsync(entity, message, CancellationToken.None);
-                }
-            }
-            catch (MessageLockLostException)
-            {
-                // The lock expired meanwhile; the broker redelivers it anyway.
-            }
-        }
-    }
+        public Task AbandonAsync(CancellationToken cancellationToken) => bus.AbandonAsync(entity, message, cancellationToken);
 
-    private async Task RenewWhileRunningAsync(ReceivedMessage message, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var lockedUntil = message.LockedUntil;
-            while (true)
-            {
-                var wait = (lockedUntil - DateTimeOffset.UtcNow) / 2;
-                await Task.Delay(wait > TimeSpan.FromMilliseconds(100) ? wait : TimeSpan.FromMilliseconds(100), cancellationToken);
-                lockedUntil = await bus.RenewLockAsync(entity, message, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (MessageLockLostException)
-        {
-        }
+        public Task DeadLetterAsync(string reason, string description, CancellationToken cancellationToken) =>
+            bus.DeadLetterAsync(entity, message, reason, description, cancellationToken);
+
+        public async Task<DateTimeOffset?> RenewLockAsync(CancellationToken cancellationToken) => await bus.RenewLockAsync(entity, message, cancellationToken);
     }
 }

@@ -18,10 +18,17 @@ public sealed class PipelineBus(IMessageBus bus, TimeProvider clock)
     /// <summary>Creates the queue and the stage subscriptions (idempotent).</summary>
     public async Task EnsureTopologyAsync(EntityOptions? options = null, CancellationToken cancellationToken = default)
     {
-        await bus.EnsureQueueAsync(Entities.FineTuneRequests, options, cancellationToken);
-        await bus.EnsureSubscriptionAsync(Entities.TrainingEvents, Entities.PublisherSubscription,
-            SubscriptionFilter.Types(nameof(TrainingCompleted), nameof(TrainingFailed)), options, cancellationToken);
-        await bus.EnsureSubscriptionAsync(Entities.TrainingEvents, Entities.StatusSubscription, SubscriptionFilter.All, options, cancellationToken);
+        foreach (var stage in StageEntities.All)
+        {
+            if (stage.Topic is { } topic)
+            {
+                await bus.EnsureSubscriptionAsync(topic, stage.Subscription!, stage.Filter ?? SubscriptionFilter.All, options, cancellationToken);
+            }
+            else
+            {
+                await bus.EnsureQueueAsync(stage.Entity, options, cancellationToken);
+            }
+        }
     }
 
     /// <summary>Publishes <paramref name="data"/> to <paramref name="topic"/> as a CloudEvent with the given stable id.</summary>

@@ -15,8 +15,12 @@ public sealed record PipelineOptions
     /// <summary>Most time between two progress events. <value>3 s</value>.</summary>
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>How long a trainer claim may go without the trainer reporting <c>running</c> before another host takes it over. <value>2 min</value>.</summary>
-    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// How long a trainer claim may go without the trainer reporting <c>running</c> before another host takes it over
+    /// (which first adopts a run of the job that is still starting). Long enough for a serverless GPU's cold start:
+    /// image pull and scheduling take minutes. <value>10 min</value>.
+    /// </summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>How often the trainer watch looks for lost trainer runs. <value>1 min</value>.</summary>
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromMinutes(1);
@@ -32,4 +36,38 @@ public sealed record PipelineOptions
 
     /// <summary>The longest retry delay, however many attempts came before. <value>5 min</value>.</summary>
     public TimeSpan MaxRetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Throws, naming the setting, when a value cannot work (no trainer slots, a non-positive interval).</summary>
+    public void Validate()
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(WorkDirectory))
+        {
+            problems.Add("WorkDirectory is empty");
+        }
+
+        if (MaxConcurrentJobs < 1)
+        {
+            problems.Add($"MaxConcurrentJobs is {MaxConcurrentJobs}: at least 1 trainer must be allowed, or every job waits forever");
+        }
+
+        foreach (var (name, value) in new[] { (nameof(DispatchRetryDelay), DispatchRetryDelay), (nameof(ProgressInterval), ProgressInterval), (nameof(StartTimeout), StartTimeout),
+            (nameof(WatchInterval), WatchInterval), (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(RetryBackoff), RetryBackoff), (nameof(MaxRetryBackoff), MaxRetryBackoff) })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                problems.Add($"{name} is {value}: it must be positive");
+            }
+        }
+
+        if (MaxRetryBackoff < RetryBackoff)
+        {
+            problems.Add($"MaxRetryBackoff ({MaxRetryBackoff}) is shorter than RetryBackoff ({RetryBackoff})");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException($"Invalid pipeline options: {string.Join("; ", problems)}.");
+        }
+    }
 }

@@ -32,6 +32,9 @@ public enum TrainerOutcome
 
     /// <summary>Nothing to do (the job is already past training).</summary>
     Skipped,
+
+    /// <summary>The process was told to stop (SIGTERM, Ctrl+C): checkpoint kept, a retryable <c>TrainingFailed</c> published.</summary>
+    Stopped,
 }
 
 /// <summary>
@@ -131,6 +134,13 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                 ? j.MoveTo(JobState.Cancelled, bus.Clock.GetUtcNow(), "cancelled on request; checkpoint kept") with { Execution = null }
                 : null, CancellationToken.None);
             return TrainerOutcome.Cancelled;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The container is being stopped (scale-in, timeout, preemption): training wrote a checkpoint at its last
+            // step. Say so as a retryable failure, so the pipeline resumes the job from there in a new run.
+            await FailAsync(job, "the trainer was stopped (SIGTERM) before it finished; it resumes from its last checkpoint", retryable: true);
+            return TrainerOutcome.Stopped;
         }
         catch (Exception e) when (e is SpecException or ModelFormatException or DatasetValidationException or InvalidDataException)
         {

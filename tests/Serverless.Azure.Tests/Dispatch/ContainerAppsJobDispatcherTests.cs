@@ -8,7 +8,7 @@ namespace Serverless.Azure.Tests.Dispatch;
 public sealed class ContainerAppsJobDispatcherTests : IDisposable
 {
     private const string JobPath = "/subscriptions/sub-1/resourceGroups/rg-ml/providers/Microsoft.App/jobs/trainer";
-    private readonly FakeArm _arm = new();
+    private readonly FakeArm _arm = new(JobPath) { JobTemplate = TrainerTemplate() };
     private readonly FixedCredential _credential = new("token-123");
     private readonly HttpClient _http = new();
 
@@ -18,50 +18,180 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         _http.Dispose();
     }
 
-    private ContainerAppsJobDispatcher Dispatcher(TimeSpan? breakDuration = null) => new(_http, _credential, new ContainerAppsJobOptions
+    /// <summary>The trainer job's template as Bicep writes it: image, resources, every setting (and a probe, which a start request cannot carry).</summary>
+    internal static JsonObject TrainerTemplate() => JsonNode.Parse("""
+        {
+          "containers": [{
+            "name": "trainer",
+            "image": "acr.azurecr.io/tune-trainer:7",
+            "env": [
+              {"name": "Storage__blobServiceUri", "value": "https://acct.blob.core.windows.net/"},
+              {"name": "ServiceBus__fullyQualifiedNamespace", "value": "ns.servicebus.windows.net"},
+              {"name": "AZURE_CLIENT_ID", "value": "00000000-0000-0000-0000-000000000007"},
+              {"name": "APPLICATIONINSIGHTS_CONNECTION_STRING", "value": "InstrumentationKey=x"}
+            ],
+            "resources": {"cpu": 24, "memory": "220Gi"},
+            "probes": [{"type": "Liveness", "tcpSocket": {"port": 8080}}]
+          }]
+        }
+        """)!.AsObject();
+
+    private ContainerAppsJobDispatcher Dispatcher(TimeSpan? breakDuration = null, TimeSpan? requestTimeout = null) => new(_http, _credential, new ContainerAppsJobOptions
     {
-        SubscriptionId = "sub-1", ResourceGroup = "rg-ml", JobName = "trainer", Image = "acr.azurecr.io/trainer:1", ArmEndpoint = _arm.Endpoint,
+        SubscriptionId = "sub-1", ResourceGroup = "rg-ml", JobName = "trainer", ArmEndpoint = _arm.Endpoint,
+        StartRetryDelay = TimeSpan.FromMilliseconds(20), RequestTimeout = requestTimeout ?? TimeSpan.FromSeconds(30), StartOperationTimeout = TimeSpan.FromSeconds(5),
     }, ContainerAppsJobDispatcher.DefaultResilience(TimeSpan.FromMilliseconds(10), breakDuration));
 
+    private int Starts => _arm.Requests.Count(r => r is { Method: "POST", Path: JobPath + "/start" });
+
     [Fact]
-    public async Task Start_PostsTheTemplateOverrideWithOnlyTheJobId_AndReturnsTheExecutionName()
+    public async Task Start_SendsTheJobsWholeContainerPlusJobId_BecauseTheStartTemplateReplacesTheJobs()
     {
-        _arm.Then(202, """{"id": "/subscriptions/sub-1/.../executions/trainer-abc12", "name": "trainer-abc12"}""");
+        var execution = await Dispatcher().StartAsync("poems-0123");
 
-        (await Dispatcher().StartAsync("poems-0123")).ShouldBe("trainer-abc12");
+        var started = _arm.Executions.Single();
+        started.Name.ShouldBe(execution);
+        var container = started.Template["containers"]!.AsArray().Single()!;
+        container["image"]!.GetValue<string>().ShouldBe("acr.azurecr.io/tune-trainer:7");
+        container["resources"]!["cpu"]!.GetValue<int>().ShouldBe(24);
+        container["resources"]!["memory"]!.GetValue<string>().ShouldBe("220Gi");
+        container["probes"].ShouldBeNull("a start request's container (JobExecutionContainer) has no probes");
+        var environment = _arm.EnvironmentOf(execution);
+        environment["JOB_ID"].ShouldBe("poems-0123");
+        foreach (var setting in TrainerTemplate()["containers"]![0]!["env"]!.AsArray())
+        {
+            environment[setting!["name"]!.GetValue<string>()].ShouldBe(setting["value"]!.GetValue<string>());
+        }
 
-        var request = _arm.Requests.Single();
-        (request.Method, request.Path, request.Query).ShouldBe(("POST", JobPath + "/start", "?api-version=2025-01-01"));
-        request.Authorization.ShouldBe("Bearer token-123");
-        _credential.Scopes.Single().ShouldBe([$"{_arm.Endpoint}.default"]);
-        var container = JsonNode.Parse(request.Body)!["containers"]![0]!;
-        container["name"]!.GetValue<string>().ShouldBe("trainer");
-        container["image"]!.GetValue<string>().ShouldBe("acr.azurecr.io/trainer:1");
-        var env = container["env"]!.AsArray();
-        env.Count.ShouldBe(1, "JOB_ID and nothing else: no secrets travel in the start request");
-        (env[0]!["name"]!.GetValue<string>(), env[0]!["value"]!.GetValue<string>()).ShouldBe(("JOB_ID", "poems-0123"));
+        var requests = _arm.Requests.ToArray();
+        requests[0].Path.ShouldBe(JobPath, "the job's template is read first: Bicep stays the one source of truth");
+        requests.ShouldAllBe(r => r.Authorization == "Bearer token-123" && r.Query.Contains("api-version=2025-01-01"));
+        _credential.Scopes.First().ShouldBe([$"{_arm.Endpoint}.default"]);
     }
 
     [Fact]
-    public async Task Throttled_WaitsWhatRetryAfterSays_ThenSucceeds()
+    public async Task Start_TheTrainersProcessEnvironmentHoldsEverySettingTheTrainerReads()
+    {
+        var execution = await Dispatcher().StartAsync("poems-0123");
+
+        // The container runtime starts the trainer with exactly the execution's env: run a real process that way.
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, UseShellExecute = false };
+        start.Environment.Clear();
+        foreach (var (name, value) in _arm.EnvironmentOf(execution))
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var seen = (await process.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        await process.WaitForExitAsync();
+
+        seen["JOB_ID"].ShouldBe("poems-0123");
+        HostSettings.Require("trainer", HostSettings.Trainer, seen.GetValueOrDefault);
+        AzureTrainerPorts.FromEnvironment(seen.GetValueOrDefault).ShouldNotBeNull("the trainer runs on Azure's parts, not on an empty local folder");
+    }
+
+    [Fact]
+    public async Task Start_202WithOnlyALocation_FollowsIt_ThenFindsTheRunByItsJobId()
+    {
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.AcceptedWithLocationOnly);
+
+        var execution = await Dispatcher().StartAsync("j-location");
+
+        _arm.Executions.Single().Name.ShouldBe(execution);
+        _arm.Requests.Count(r => r.Path.StartsWith("/operations/", StringComparison.Ordinal)).ShouldBe(2, "202 once, then done");
+        Starts.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Start_ServerErrorAfterTheRunWasCreated_AdoptsIt_InsteadOfStartingASecond()
+    {
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.CreatedThenServerError);
+
+        var execution = await Dispatcher().StartAsync("j-500");
+
+        _arm.Executions.Count.ShouldBe(1);
+        _arm.Executions[0].Name.ShouldBe(execution);
+        Starts.ShouldBe(1, "the start is not retried blindly");
+    }
+
+    [Fact]
+    public async Task Start_TimeoutAfterTheRunWasCreated_AdoptsIt()
+    {
+        _arm.Hang = TimeSpan.FromSeconds(3);
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.CreatedThenNoAnswer);
+
+        var execution = await Dispatcher(requestTimeout: TimeSpan.FromMilliseconds(300)).StartAsync("j-timeout");
+
+        _arm.Executions.Count.ShouldBe(1);
+        _arm.Executions[0].Name.ShouldBe(execution);
+        Starts.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Start_ASecondStartForTheJob_WhileTheFirstRunIsStillStarting_AdoptsIt()
+    {
+        // A host claimed the job, started its run and died before recording it; after the claim went stale another
+        // host starts the job again while the serverless GPU is still cold-starting the first run.
+        var first = await Dispatcher().StartAsync("j-stale");
+        _arm.SetStatus(first, "Processing");
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.AcceptedWithBody);
+        for (var i = 0; i < 3; i++)
+        {
+            await Dispatcher().StartAsync($"other-{i}");   // more executions than one page of the list
+        }
+
+        (await Dispatcher().StartAsync("j-stale")).ShouldBe(first);
+
+        _arm.Executions.Count(e => JobIdOf(e.Template) == "j-stale").ShouldBe(1);
+        _arm.Requests.ShouldContain(r => r.Query.Contains("$skip"), "the executions list was followed through nextLink");
+    }
+
+    [Fact]
+    public async Task Start_AfterTheJobsEarlierRunFailed_StartsANewOne()
+    {
+        var first = await Dispatcher().StartAsync("j-retry");
+        _arm.SetStatus(first, "Failed");
+
+        (await Dispatcher().StartAsync("j-retry")).ShouldNotBe(first);
+        _arm.Executions.Count.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Throttled_NothingWasCreated_SoTheStartIsRepeated()
+    {
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.Throttled);
+
+        await Dispatcher().StartAsync("j-429");
+
+        Starts.ShouldBe(2);
+        _arm.Executions.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task ReadsAreRetried_OnServerErrors_ThenReportedWithTheStatus()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            _arm.Then(503, """{"error": "unavailable"}""");
+        }
+
+        var error = await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().GetStatusAsync("e1"));
+        error.Message.ShouldContain("503");
+        _arm.Requests.Count.ShouldBe(5, "the first try and four retries");
+    }
+
+    [Fact]
+    public async Task ThrottledReads_WaitWhatRetryAfterSays()
     {
         _arm.Then(429, """{"error": {"code": "TooManyRequests"}}""", retryAfter: "1");
-        _arm.Then(202, """{"name": "trainer-x"}""");
 
-        (await Dispatcher().StartAsync("j")).ShouldBe("trainer-x");
+        await Dispatcher().CountRunningAsync();
 
         var requests = _arm.Requests.ToArray();
         requests.Length.ShouldBe(2);
         (requests[1].At - requests[0].At).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(900), "Retry-After: 1 was honoured");
-    }
-
-    [Fact]
-    public async Task ServerErrors_AreRetried_ThenReportedWithTheStatus()
-    {
-        _arm.Default = (503, """{"error": "unavailable"}""");
-        var error = await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().StartAsync("j"));
-        error.Message.ShouldContain("503");
-        _arm.Requests.Count.ShouldBe(5, "the first try and four retries");
     }
 
     [Fact]
@@ -70,15 +200,20 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         _arm.Then(403, """{"error": {"code": "AuthorizationFailed"}}""");
         (await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().StartAsync("j"))).Message.ShouldContain("AuthorizationFailed");
         _arm.Requests.Count.ShouldBe(1);
+        _arm.Executions.ShouldBeEmpty();
     }
 
     [Fact]
     public async Task PersistentFailures_OpenTheCircuit_SoCallsFailFastWithoutReachingArm()
     {
-        _arm.Default = (500, "{}");
+        for (var i = 0; i < 20; i++)
+        {
+            _arm.Then(500, "{}");
+        }
+
         var dispatcher = Dispatcher(breakDuration: TimeSpan.FromMinutes(1));
-        await Should.ThrowAsync<Exception>(() => dispatcher.StartAsync("j"));
-        await Should.ThrowAsync<Exception>(() => dispatcher.StartAsync("j"));
+        await Should.ThrowAsync<Exception>(() => dispatcher.CountRunningAsync());
+        await Should.ThrowAsync<Exception>(() => dispatcher.CountRunningAsync());
         var reached = _arm.Requests.Count;
 
         await Should.ThrowAsync<BrokenCircuitException>(() => dispatcher.StartAsync("j"));
@@ -88,21 +223,22 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     [Fact]
     public async Task Status_Count_AndStop_UseTheExecutionResources()
     {
-        _arm.Then(200, """{"properties": {"status": "Running"}}""");
-        _arm.Then(200, """{"properties": {"status": "Failed"}}""");
-        _arm.Then(404, """{"error": {"code": "NotFound"}}""");
-        _arm.Then(200, """{"value": [{"properties": {"status": "Running"}}, {"properties": {"status": "Succeeded"}}, {"properties": {"status": "Processing"}}]}""");
-        _arm.Then(202, "{}");
         var dispatcher = Dispatcher();
+        var a = await dispatcher.StartAsync("a");
+        var b = await dispatcher.StartAsync("b");
+        var c = await dispatcher.StartAsync("c");
+        _arm.SetStatus(b, "Succeeded");
+        _arm.SetStatus(c, "Processing");
 
-        (await dispatcher.GetStatusAsync("e1")).ShouldBe(ExecutionStatus.Running);
-        (await dispatcher.GetStatusAsync("e1")).ShouldBe(ExecutionStatus.Failed);
+        (await dispatcher.GetStatusAsync(a)).ShouldBe(ExecutionStatus.Running);
+        (await dispatcher.GetStatusAsync(b)).ShouldBe(ExecutionStatus.Succeeded);
         (await dispatcher.GetStatusAsync("gone")).ShouldBe(ExecutionStatus.Unknown);
         (await dispatcher.CountRunningAsync()).ShouldBe(2);
-        await dispatcher.CancelAsync("e1");
-
-        _arm.Requests.Select(r => (r.Method, r.Path)).ShouldBe([
-            ("GET", JobPath + "/executions/e1"), ("GET", JobPath + "/executions/e1"), ("GET", JobPath + "/executions/gone"),
-            ("GET", JobPath + "/executions"), ("POST", JobPath + "/executions/e1/stop")]);
+        await dispatcher.CancelAsync(a);
+        (await dispatcher.GetStatusAsync(a)).ShouldBe(ExecutionStatus.Failed, "a stopped run did not finish");
+        _arm.Requests.ShouldContain(r => r.Method == "POST" && r.Path == $"{JobPath}/executions/{a}/stop");
     }
+
+    private static string? JobIdOf(JsonObject template) =>
+        template["containers"]![0]!["env"]!.AsArray().FirstOrDefault(e => e!["name"]!.GetValue<string>() == "JOB_ID")?["value"]!.GetValue<string>();
 }

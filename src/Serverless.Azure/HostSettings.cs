@@ -1,0 +1,67 @@
+namespace Serverless.Azure;
+
+/// <summary>
+/// The settings each Azure host needs at start-up, as environment variable names (<c>__</c> for <c>:</c>). Each host
+/// checks its list when it starts, naming what is missing; the settings contract test compares every list with the
+/// app settings and environments in the compiled Bicep, so a deployment cannot start a host without what it needs.
+/// </summary>
+public static class HostSettings
+{
+    /// <summary>The identity-based connections every host uses (blob storage, Service Bus, the user-assigned identity).</summary>
+    private static readonly string[] Connections = ["Storage__blobServiceUri", "ServiceBus__fullyQualifiedNamespace", "AZURE_CLIENT_ID"];
+
+    /// <summary>
+    /// The Functions app: our connections, the datasets container the blob trigger binds to, and the identity-based
+    /// <c>AzureWebJobsStorage</c> the Functions host keeps its state in — with a queue endpoint, because the blob
+    /// trigger keeps its receipts and poison messages in queues.
+    /// </summary>
+    public static IReadOnlyList<string> Functions { get; } =
+    [
+        .. Connections, "DatasetsContainer",
+        "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+    ];
+
+    /// <summary>The Service Bus worker: our connections and the trainer job it starts (its image and settings are read from the job).</summary>
+    public static IReadOnlyList<string> Worker { get; } = [.. Connections, "Trainer__JobResourceId"];
+
+    /// <summary>The trainer, in a Container Apps job execution (<c>JOB_ID</c> comes with each start request).</summary>
+    public static IReadOnlyList<string> Trainer { get; } = Connections;
+
+    private static readonly string[] EmulatorConnections = ["Storage:connectionString", "ServiceBus:connectionString", "AzureWebJobsStorage"];
+
+    /// <summary>Set by Container Apps in every job execution's containers.</summary>
+    public const string JobExecutionVariable = "CONTAINER_APP_JOB_EXECUTION_NAME";
+
+    /// <summary>Throws, naming every missing setting, unless all of <paramref name="required"/> are set.</summary>
+    public static void Require(string host, IReadOnlyList<string> required, Func<string, string?> read)
+    {
+        ArgumentNullException.ThrowIfNull(required);
+        ArgumentNullException.ThrowIfNull(read);
+        var missing = required.Where(name => string.IsNullOrWhiteSpace(read(name))).ToList();
+        if (missing.Count > 0)
+        {
+            throw new InvalidOperationException($"The {host} cannot start: {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not set " +
+                "(app settings or environment; in Azure, infra/main.bicep sets them).");
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Require"/> against configuration, unless it names an emulator or a development account by connection
+    /// string (<c>Storage:connectionString</c>, <c>ServiceBus:connectionString</c>, <c>AzureWebJobsStorage</c>), which
+    /// replaces the identity-based settings for local runs.
+    /// </summary>
+    public static void RequireUnlessEmulated(string host, IReadOnlyList<string> required, Microsoft.Extensions.Configuration.IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (EmulatorConnections.Any(k => !string.IsNullOrWhiteSpace(configuration[k])))
+        {
+            return;
+        }
+
+        Require(host, required, From(configuration));
+    }
+
+    /// <summary>Reads a setting by its environment variable name from configuration (where <c>__</c> is <c>:</c>).</summary>
+    public static Func<string, string?> From(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        name => configuration[name.Replace("__", ":", StringComparison.Ordinal)];
+}
