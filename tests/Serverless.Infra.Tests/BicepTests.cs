@@ -103,7 +103,7 @@ public sealed class BicepTests
         return all;
     }
 
-    private static IEnumerable<JsonObject> OfType(string type) => Resources().Where(r => r["type"]?.GetValue<string>() == type);
+    internal static IEnumerable<JsonObject> OfType(string type) => Resources().Where(r => r["type"]?.GetValue<string>() == type);
 
     private static IEnumerable<JsonObject> Templates()
     {

@@ -1,0 +1,119 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Serverless.Azure;
+using Serverless.Core.Ports;
+using Serverless.Functions;
+using Serverless.Pipeline.Hosting;
+using Serverless.Worker;
+
+namespace Serverless.Infra.Tests;
+
+/// <summary>
+/// The settings contract: for each host, what its code needs at start-up (<see cref="HostSettings"/>, which the host
+/// checks when it starts) is what the compiled Bicep gives it; and the host's wiring, built from exactly those
+/// settings, resolves every service it runs — so a deployment cannot start a host that crashes for want of a setting.
+/// </summary>
+public sealed class SettingsContractTests
+{
+    /// <summary>Values ARM would put in place of the template's expressions, by the kind of setting.</summary>
+    private static string Resolve(string name, string value) => !value.StartsWith('[') ? value : name switch
+    {
+        _ when name.EndsWith("blobServiceUri", StringComparison.Ordinal) => "https://tunedev.blob.core.windows.net/",
+        _ when name.EndsWith("queueServiceUri", StringComparison.Ordinal) => "https://tunedev.queue.core.windows.net/",
+        "ServiceBus__fullyQualifiedNamespace" => "tune-dev-bus.servicebus.windows.net",
+        "Trainer__JobResourceId" => "/subscriptions/0000/resourceGroups/rg-tune/providers/Microsoft.App/jobs/tune-dev-trainer",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING" => "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://example.invalid/",
+        _ when name.Contains("clientId", StringComparison.OrdinalIgnoreCase) || name == "AZURE_CLIENT_ID" => "00000000-0000-0000-0000-0000000000c1",
+        _ => "from-arm",
+    };
+
+    private static Dictionary<string, string> Settings(IEnumerable<JsonNode?> entries) =>
+        entries.OfType<JsonObject>().ToDictionary(e => e["name"]!.GetValue<string>(), e => Resolve(e["name"]!.GetValue<string>(), e["value"]?.GetValue<string>() ?? ""));
+
+    private static Dictionary<string, string> FunctionsApp() =>
+        Settings(BicepTests.OfType("Microsoft.Web/sites").Single()["properties"]!["siteConfig"]!["appSettings"]!.AsArray());
+
+    private static Dictionary<string, string> Worker() =>
+        Settings(BicepTests.OfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]!.AsArray().Single()!["env"]!.AsArray());
+
+    private static Dictionary<string, string> TrainerJob() =>
+        Settings(BicepTests.OfType("Microsoft.App/jobs").Single()["properties"]!["template"]!["containers"]!.AsArray().Single()!["env"]!.AsArray());
+
+    public static TheoryData<string> Hosts() => ["functions", "worker", "trainer"];
+
+    [Theory]
+    [MemberData(nameof(Hosts))]
+    public void TheTemplate_GivesEachHostEverySettingItsCodeRequires(string host)
+    {
+        var (required, given) = host switch
+        {
+            "functions" => (HostSettings.Functions, FunctionsApp()),
+            "worker" => (HostSettings.Worker, Worker()),
+            _ => (HostSettings.Trainer, TrainerJob()),
+        };
+        required.Where(name => !given.ContainsKey(name)).ShouldBeEmpty($"the {host}'s settings in infra/main.bicep lack what its code requires");
+        Should.NotThrow(() => HostSettings.Require(host, required, given.GetValueOrDefault));
+    }
+
+    [Fact]
+    public void IdentityBasedHostStorage_SaysItIsAManagedIdentity()
+    {
+        FunctionsApp()["AzureWebJobsStorage__credential"].ShouldBe("managedidentity");
+    }
+
+    [Fact]
+    public void TheWorker_StartsOnTheTemplatesSettings_WithEveryServiceItRuns()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(Worker().Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        builder.AddPipelineWorker();
+        using var host = builder.Build();
+
+        host.Services.GetRequiredService<IBlobStore>().ShouldNotBeNull();
+        host.Services.GetRequiredService<IMessageBus>().ShouldNotBeNull();
+        host.Services.GetRequiredService<IJobDispatcher>().ShouldNotBeNull("the worker dispatches: the trainer job's id is enough (its image is read from the job)");
+        host.Services.GetRequiredService<PipelineRuntime>().StageMessages().Count.ShouldBe(3);
+        host.Services.GetRequiredService<StageConsumers>().ShouldNotBeNull();
+    }
+
+    [Fact]
+    public void TheWorker_WithoutASetting_RefusesToStart_NamingIt()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(Worker().Where(p => p.Key != "Trainer__JobResourceId")
+            .Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        Should.Throw<InvalidOperationException>(() => builder.AddPipelineWorker()).Message.ShouldContain("Trainer__JobResourceId");
+    }
+
+    [Fact]
+    public void TheFunctionsApp_StartsOnTheTemplatesSettings()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(FunctionsApp().Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        builder.AddPipelineFunctions();
+        using var host = builder.Build();
+
+        var runtime = host.Services.GetRequiredService<PipelineRuntime>();
+        runtime.Ingest.ShouldNotBeNull();
+        runtime.Schedule.ShouldNotBeNull();
+        runtime.Api.ShouldNotBeNull();
+    }
+
+    [Fact]
+    public void TheTrainer_InAJobExecutionWithTheTemplatesSettings_RunsOnAzure()
+    {
+        var environment = TrainerJob();
+        environment["JOB_ID"] = "poems-0123";
+        environment[HostSettings.JobExecutionVariable] = "tune-dev-trainer-abc12";
+
+        AzureTrainerPorts.FromEnvironment(environment.GetValueOrDefault).ShouldNotBeNull();
+        environment.Remove("ServiceBus__fullyQualifiedNamespace");
+        Should.Throw<InvalidOperationException>(() => AzureTrainerPorts.FromEnvironment(environment.GetValueOrDefault))
+            .Message.ShouldContain("ServiceBus__fullyQualifiedNamespace", customMessage: "in a job execution a missing setting is named, never replaced by an empty local folder");
+    }
+}
