@@ -74,9 +74,26 @@ internal static class PipelineCommands
                 : $"tune up: running the stages on {pipeline.Location} (Ingest is Event Grid's and the Functions app's) — Ctrl+C to stop.");
             var run = pipeline.RunAsync(cancellation);
             var shown = new Dictionary<string, string>();
+            var live = new HashSet<string>();
             while (!run.IsCompleted)
             {
-                await foreach (var job in pipeline.Runtime.Jobs.ListAsync(cancellationToken: CancellationToken.None))
+                // The live jobs (through the index), plus those live last round, to show how they ended: never the whole history.
+                var jobs = new List<JobDocument>();
+                await foreach (var job in pipeline.Runtime.Jobs.ListActiveAsync(CancellationToken.None))
+                {
+                    jobs.Add(job);
+                }
+
+                foreach (var ended in live.Except(jobs.Select(j => j.JobId)).ToList())
+                {
+                    if (await pipeline.Runtime.Jobs.GetAsync(ended, CancellationToken.None) is { } found)
+                    {
+                        jobs.Add(found.Job);
+                    }
+                }
+
+                live = [.. jobs.Where(j => !JobStates.IsTerminal(j.State)).Select(j => j.JobId)];
+                foreach (var job in jobs)
                 {
                     var line = Describe(job);
                     if (!shown.TryGetValue(job.JobId, out var previous) || previous != line)

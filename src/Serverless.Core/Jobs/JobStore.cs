@@ -6,17 +6,38 @@ using Serverless.Core.Ports;
 
 namespace Serverless.Core.Jobs;
 
-/// <summary>Reads and writes job documents with optimistic concurrency.</summary>
+/// <summary>
+/// Reads and writes job documents with optimistic concurrency, and keeps an index of the jobs that are not finished
+/// (<c>jobs/active/{jobId}</c>, an empty marker), so the loops that only care about live jobs (the trainer watch,
+/// <c>tune up</c>'s status view) read those and not every job ever created. A marker is written before a job becomes
+/// active and removed after it finishes, so a crash in between leaves at worst a stale marker, which
+/// <see cref="ListActiveAsync"/> removes when it finds the job finished.
+/// </summary>
 public sealed class JobStore(IBlobStore blobs)
 {
+    private const string ActivePrefix = "active/";
+
+    // Written once the markers of jobs created before the index existed are in place.
+    private const string IndexedMarker = ActivePrefix + ".indexed";
+
+    private static readonly TimeSpan StaleMarkerAge = TimeSpan.FromMinutes(10);
+
     private static readonly JsonSerializerOptions Options = new(CloudEvent.JsonOptions) { WriteIndented = true };
 
     private static string Name(string jobId) => $"{jobId}.json";
+
+    private Task<BlobItem> MarkActiveAsync(string jobId, CancellationToken cancellationToken) =>
+        blobs.WriteAsync(Containers.Jobs, ActivePrefix + jobId, new MemoryStream([]), cancellationToken: cancellationToken);
 
     /// <summary>Creates the document; false when a job with this id already exists (someone else created it first).</summary>
     public async Task<bool> TryCreateAsync(JobDocument job, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(job);
+        if (!JobStates.IsTerminal(job.State))
+        {
+            await MarkActiveAsync(job.JobId, cancellationToken);
+        }
+
         try
         {
             await blobs.WriteAsync(Containers.Jobs, Name(job.JobId), Serialize(job), BlobCondition.NotExists, cancellationToken);
@@ -60,9 +81,21 @@ public sealed class JobStore(IBlobStore blobs)
                 return job;
             }
 
+            var wasActive = !JobStates.IsTerminal(job.State);
+            var isActive = !JobStates.IsTerminal(updated.State);
+            if (isActive && !wasActive)
+            {
+                await MarkActiveAsync(jobId, cancellationToken);
+            }
+
             try
             {
                 await blobs.WriteAsync(Containers.Jobs, Name(jobId), Serialize(updated), BlobCondition.Match(etag), cancellationToken);
+                if (wasActive && !isActive)
+                {
+                    await blobs.DeleteAsync(Containers.Jobs, ActivePrefix + jobId, cancellationToken: cancellationToken);
+                }
+
                 return updated;
             }
             catch (BlobConflictException) when (attempt < 50)
@@ -85,6 +118,55 @@ public sealed class JobStore(IBlobStore blobs)
             if (await GetAsync(item.Name[..^5], cancellationToken) is { } found && (model is null || found.Job.Model == model))
             {
                 yield return found.Job;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The jobs that are not finished (any state with a next state), read through the index: the cost follows the
+    /// live jobs, not the history. Markers of finished or vanished jobs are removed on the way.
+    /// </summary>
+    public async IAsyncEnumerable<JobDocument> ListActiveAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        if (await blobs.GetAsync(Containers.Jobs, IndexedMarker, cancellationToken) is null)
+        {
+            // Jobs created before the index: mark the live ones once.
+            await foreach (var job in ListAsync(cancellationToken: cancellationToken))
+            {
+                if (!JobStates.IsTerminal(job.State))
+                {
+                    await MarkActiveAsync(job.JobId, cancellationToken);
+                }
+            }
+
+            await blobs.WriteAsync(Containers.Jobs, IndexedMarker, new MemoryStream([]), cancellationToken: cancellationToken);
+        }
+
+        await foreach (var item in blobs.ListAsync(Containers.Jobs, ActivePrefix, cancellationToken))
+        {
+            var jobId = item.Name[ActivePrefix.Length..];
+            if (item.Name == IndexedMarker)
+            {
+                continue;
+            }
+
+            var found = await GetAsync(jobId, cancellationToken);
+            if (found is { } live && !JobStates.IsTerminal(live.Job.State))
+            {
+                yield return live.Job;
+            }
+            else if (DateTimeOffset.UtcNow - item.LastModified > StaleMarkerAge)
+            {
+                // Finished, or never created: a marker is written just before its job becomes active, so only an
+                // old one is surely stale (a young one may belong to a job being created or retried right now).
+                try
+                {
+                    await blobs.DeleteAsync(Containers.Jobs, item.Name, BlobCondition.Match(item.ETag), cancellationToken);
+                }
+                catch (BlobConflictException)
+                {
+                    // Rewritten meanwhile: its job became active again.
+                }
             }
         }
     }

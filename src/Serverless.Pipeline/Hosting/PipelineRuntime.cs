@@ -133,7 +133,7 @@ public sealed class PipelineRuntime
     {
         var reported = new List<string>();
         var now = Clock.GetUtcNow();
-        await foreach (var job in Jobs.ListAsync(cancellationToken: cancellationToken))
+        await foreach (var job in Jobs.ListActiveAsync(cancellationToken))
         {
             if (job.State is not (JobState.Dispatched or JobState.Running) || job.Execution is not { } execution || Dispatch.JobDispatch.IsClaim(execution))
             {

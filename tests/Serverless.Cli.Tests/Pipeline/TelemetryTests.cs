@@ -12,7 +12,13 @@ public sealed class TelemetryTests
     {
         public List<Activity> Ended { get; } = [];
 
-        public override void OnEnd(Activity data) => Ended.Add(data);
+        public override void OnEnd(Activity data)
+        {
+            lock (Ended)
+            {
+                Ended.Add(data);
+            }
+        }
     }
 
     [Fact]
@@ -26,7 +32,14 @@ public sealed class TelemetryTests
         {
         }
 
-        var activity = capture.Ended.Single();
+        // Other test classes emit pipeline activities in parallel: pick this test's own by its trace id.
+        Activity[] ended;
+        lock (capture.Ended)
+        {
+            ended = [.. capture.Ended];
+        }
+
+        var activity = ended.Single(a => a.TraceId.ToString() == "4bf92f3577b34da6a3ce929d0e0e4736");
         activity.Source.Name.ShouldBe("Serverless.Pipeline.Publish");
         activity.TraceId.ToString().ShouldBe("4bf92f3577b34da6a3ce929d0e0e4736");
         activity.ParentSpanId.ToString().ShouldBe("00f067aa0ba902b7");
