@@ -25,7 +25,7 @@ public sealed class AzureMessageBusContractTests : MessageBusContract
             return new AzureMessageBus(new ServiceBusClient(ns, credential), new ServiceBusAdministrationClient(ns, credential));
         }
 
-        throw new InvalidOperationException("Set SERVICEBUS_CONNECTION or SERVICEBUS_NAMESPACE to run the Service Bus contract suite.");
+        throw new InvalidOperationException("unreachable: the tests skip without SERVICEBUS_CONNECTION or SERVICEBUS_NAMESPACE");
     }
 
     protected override Task PassAsync(TimeSpan time) => Task.Delay(time);

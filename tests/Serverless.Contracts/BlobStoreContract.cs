@@ -26,7 +26,7 @@ public abstract class BlobStoreContract
         return await reader.ReadToEndAsync();
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task Write_ThenRead_ReturnsContentAndProperties()
     {
         var store = CreateStore();
@@ -37,7 +37,7 @@ public abstract class BlobStoreContract
         (await store.GetAsync(Container, "a/b/c.json"))!.ETag.ShouldBe(written.ETag);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task Missing_IsNull()
     {
         var store = CreateStore();
@@ -46,7 +46,7 @@ public abstract class BlobStoreContract
         (await store.DeleteAsync(Container, "nope.txt")).ShouldBeFalse();
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task Overwrite_ChangesTheETag_EvenImmediately()
     {
         var store = CreateStore();
@@ -55,7 +55,7 @@ public abstract class BlobStoreContract
         second.ETag.ShouldNotBe(first.ETag);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task IfNotExists_SecondWriterConflicts()
     {
         var store = CreateStore();
@@ -64,7 +64,7 @@ public abstract class BlobStoreContract
         (await ReadAsync(store, "once.txt")).ShouldBe("first");
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task IfMatch_StaleETagConflicts_CurrentSucceeds()
     {
         var store = CreateStore();
@@ -75,14 +75,14 @@ public abstract class BlobStoreContract
         (await ReadAsync(store, "doc.json")).ShouldBe("4");
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task IfMatch_OnMissingBlob_Conflicts()
     {
         var store = CreateStore();
         await Should.ThrowAsync<BlobConflictException>(() => store.WriteAsync(Container, "ghost.json", Text("1"), BlobCondition.Match("\"0x1\"")));
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task ConcurrentConditionalWriters_ExactlyOneWinsEachRound()
     {
         var store = CreateStore();
@@ -102,7 +102,7 @@ public abstract class BlobStoreContract
         (await Task.WhenAll(attempts)).Count(won => won).ShouldBe(1);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task List_ByPrefix_InNameOrder()
     {
         var store = CreateStore();
@@ -120,7 +120,7 @@ public abstract class BlobStoreContract
         listed.ShouldBe(["datasets/m/a.txt", "datasets/m/b.txt"]);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task Delete_WithStaleETag_Conflicts_WithCurrent_Deletes()
     {
         var store = CreateStore();
@@ -131,7 +131,7 @@ public abstract class BlobStoreContract
         (await store.GetAsync(Container, "d.txt")).ShouldBeNull();
     }
 
-    [Theory]
+    [ContractTheory(ContractPort.Blobs)]
     [InlineData("../escape.txt")]
     [InlineData("/etc/passwd")]
     [InlineData("a/../../b")]
@@ -145,7 +145,7 @@ public abstract class BlobStoreContract
         await Should.ThrowAsync<ArgumentException>(() => store.WriteAsync(Container, name, Text("x")));
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Blobs)]
     public async Task LargeContent_StreamsThrough()
     {
         var store = CreateStore();

@@ -44,7 +44,7 @@ public abstract class MessageBusContract
         return bus;
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Send_Receive_Complete_RemovesTheMessage()
     {
         var bus = await QueueBus();
@@ -58,7 +58,7 @@ public abstract class MessageBusContract
         (await bus.ReceiveAsync(Queue)).ShouldBeEmpty();
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Locked_IsInvisibleToOthers_UntilTheLockExpires()
     {
         var bus = await QueueBus();
@@ -73,7 +73,7 @@ public abstract class MessageBusContract
         await bus.CompleteAsync(Queue, again);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task RenewLock_KeepsTheMessage()
     {
         var bus = await QueueBus();
@@ -86,7 +86,7 @@ public abstract class MessageBusContract
         await bus.CompleteAsync(Queue, received);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Abandon_RedeliversWithAHigherCount()
     {
         var bus = await QueueBus();
@@ -95,7 +95,7 @@ public abstract class MessageBusContract
         (await bus.ReceiveAsync(Queue)).Single().DeliveryCount.ShouldBe(2);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task MaxDeliveries_DeadLettersWithAReason_AndRequeueBringsItBack()
     {
         var bus = await QueueBus();
@@ -114,7 +114,7 @@ public abstract class MessageBusContract
         (await bus.ReceiveAsync(Queue)).Single().MessageId.ShouldBe("poison");
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task DeadLetter_KeepsReasonAndDescription()
     {
         var bus = await QueueBus();
@@ -124,7 +124,7 @@ public abstract class MessageBusContract
         (dead.Reason, dead.Description).ShouldBe(("HandlerFailed", "boom: the handler threw"));
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task DuplicateMessageId_IsDropped()
     {
         var bus = await QueueBus();
@@ -135,7 +135,7 @@ public abstract class MessageBusContract
         (await bus.ReceiveAsync(Queue, 10)).ShouldBeEmpty("still inside the window after completion");
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Scheduled_IsInvisibleUntilItsTime()
     {
         var bus = await QueueBus();
@@ -145,7 +145,7 @@ public abstract class MessageBusContract
         (await bus.ReceiveAsync(Queue)).Single().MessageId.ShouldBe("later");
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Topic_FansOutToMatchingSubscriptionsOnly()
     {
         var bus = CreateBus();
@@ -178,7 +178,7 @@ public abstract class MessageBusContract
         (await Drain("model-x")).ShouldBe(["e2"]);
     }
 
-    [Fact]
+    [ContractFact(ContractPort.Bus)]
     public async Task Receive_Batch_KeepsSendOrder()
     {
         var bus = await QueueBus();
