@@ -49,7 +49,10 @@ public sealed class FolderBlobStore : IBlobStore
         {
             // An open handle keeps reading the version it opened even if a writer renames a new one into place.
             var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, useAsync: false);
-            var item = Item(container, name, new FileInfo(path))!;
+            // The ETag of what the handle reads, not of the path: a writer may have renamed a newer version into place
+            // since the open, and pairing old content with the new ETag would let a conditional write lose an update.
+            var modified = File.GetLastWriteTimeUtc(stream.SafeFileHandle);
+            var item = new BlobItem(container, name, ETagOf(modified, stream.Length), stream.Length, new DateTimeOffset(modified, TimeSpan.Zero));
             return Task.FromResult<(Stream, BlobItem)?>((stream, item));
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
@@ -164,7 +167,9 @@ public sealed class FolderBlobStore : IBlobStore
         return file.Exists ? new BlobItem(container, name, ETagOf(file), file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero)) : null;
     }
 
-    private static string ETagOf(FileInfo file) => $"\"{file.LastWriteTimeUtc.Ticks:x}-{file.Length:x}\"";
+    private static string ETagOf(FileInfo file) => ETagOf(file.LastWriteTimeUtc, file.Length);
+
+    private static string ETagOf(DateTime modified, long length) => $"\"{modified.Ticks:x}-{length:x}\"";
 
     private async Task<IDisposable> LockAsync(string container, CancellationToken cancellationToken)
     {
