@@ -10,6 +10,9 @@ param blobEndpoint string
 param queueEndpoint string
 param serviceBusNamespace string
 
+@description('The trainer Container Apps job: the TrainerWatch timer reads its executions (Reader on the job).')
+param trainerJobId string
+
 @description('Application Insights component the app exports traces to (local auth is off: it authenticates with its identity).')
 param insightsName string
 
@@ -67,6 +70,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       appSettings: [
+        {
+          name: 'Trainer__JobResourceId'
+          value: trainerJobId
+        }
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: blobEndpoint

@@ -22,6 +22,7 @@ var roles = {
   serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   containerAppsJobsOperator: 'b9a307c4-5aa3-4b52-ba60-2b17c136cd7b'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 }
 
 resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -172,6 +173,18 @@ resource dispatcher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.containerAppsJobsOperator)
     principalId: workerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The Functions app's TrainerWatch timer reads the trainer job's executions (to find runs that died without a word while
+// the worker sleeps); it never starts or stops one, so it reads, on the job only.
+resource watch 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: trainerJob
+  name: guid(trainerJob.id, functionsPrincipalId, roles.reader)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader)
+    principalId: functionsPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

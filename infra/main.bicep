@@ -130,6 +130,7 @@ module functions '../bicep/functions.bicep' = {
     queueEndpoint: storage.outputs.queueEndpoint
     serviceBusNamespace: bus.outputs.fullyQualifiedNamespace
     insightsName: monitoring.outputs.insightsName
+    trainerJobId: apps.outputs.trainerJobId
   }
 }
 

@@ -26,10 +26,15 @@ public static class PipelineFunctionsExtensions
         return builder;
     }
 
-    /// <summary>The Functions app runs Ingest, Schedule and the API, which never dispatch: Dispatch lives in the worker.</summary>
+    /// <summary>
+    /// Without <c>Trainer:JobResourceId</c> (a local run on emulators): Ingest, Schedule and the API never dispatch
+    /// (Dispatch lives in the worker), and the trainer watch says what is missing. In Azure the dispatcher is the
+    /// trainer job's, used only to read executions (the app holds Reader on the job, not Operator).
+    /// </summary>
     private sealed class NoDispatch : IJobDispatcher
     {
-        private static InvalidOperationException NotHere() => new("Dispatch runs in the Service Bus worker, not in the Functions app.");
+        private static InvalidOperationException NotHere() =>
+            new("The Functions app has no trainer job (Trainer__JobResourceId is not set): it cannot watch trainers; Dispatch runs in the Service Bus worker.");
 
         public Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default) => throw NotHere();
 

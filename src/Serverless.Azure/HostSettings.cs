@@ -11,13 +11,13 @@ public static class HostSettings
     private static readonly string[] Connections = ["Storage__blobServiceUri", "ServiceBus__fullyQualifiedNamespace", "AZURE_CLIENT_ID"];
 
     /// <summary>
-    /// The Functions app: our connections, the datasets container the blob trigger binds to, and the identity-based
-    /// <c>AzureWebJobsStorage</c> the Functions host keeps its state in — with a queue endpoint, because the blob
-    /// trigger keeps its receipts and poison messages in queues.
+    /// The Functions app: our connections, the datasets container the blob trigger binds to, the trainer job its
+    /// trainer watch reads, and the identity-based <c>AzureWebJobsStorage</c> the Functions host keeps its state in —
+    /// with a queue endpoint, because the blob trigger keeps its receipts and poison messages in queues.
     /// </summary>
     public static IReadOnlyList<string> Functions { get; } =
     [
-        .. Connections, "DatasetsContainer",
+        .. Connections, "DatasetsContainer", "Trainer__JobResourceId",
         "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
     ];
 

@@ -34,7 +34,11 @@ public sealed class BicepTests
         AcrPull,
         "b9a307c4-5aa3-4b52-ba60-2b17c136cd7b", // Container Apps Jobs Operator
         "3913510d-42f4-4e42-8a64-420c390055eb", // Monitoring Metrics Publisher
+        Reader,
     ];
+
+    // Reader, on the trainer job only, for the Functions app's TrainerWatch (it lists executions, never starts one).
+    private const string Reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
     // Regions where Container Apps offers the serverless A100 GPU profile (Consumption-GPU-NC24-A100), the trainer's
     // default: https://learn.microsoft.com/azure/container-apps/gpu-serverless-overview#supported-regions
@@ -378,6 +382,9 @@ public sealed class BicepTests
         var operatorAssignments = assignments.Where(a => RoleOf(a).StartsWith("b9a307c4", StringComparison.Ordinal)).ToList();
         operatorAssignments.Count.ShouldBe(1, "only the dispatcher may start jobs");
         operatorAssignments[0]["scope"]!.ToJsonString().ShouldContain("Microsoft.App/jobs");
+        var readers = assignments.Where(a => RoleOf(a).Contains(Reader, StringComparison.Ordinal)).ToList();
+        readers.Count.ShouldBe(1, "only the Functions app's trainer watch reads the trainer job");
+        readers[0]["scope"]!.ToJsonString().ShouldContain("Microsoft.App/jobs", customMessage: "Reader on the trainer job, never wider");
     }
 
     [Fact]

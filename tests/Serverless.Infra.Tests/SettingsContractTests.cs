@@ -102,6 +102,7 @@ public sealed class SettingsContractTests
         runtime.Ingest.ShouldNotBeNull();
         runtime.Schedule.ShouldNotBeNull();
         runtime.Api.ShouldNotBeNull();
+        runtime.Dispatcher.ShouldBeOfType<Serverless.Azure.Dispatch.ContainerAppsJobDispatcher>("the TrainerWatch timer reads the trainer job's executions");
     }
 
     [Fact]
