@@ -10,7 +10,7 @@ param blobEndpoint string
 param queueEndpoint string
 param serviceBusNamespace string
 
-@description('The trainer Container Apps job: the TrainerWatch timer reads its executions (Reader on the job).')
+@description('The trainer Container Apps job: the WatchTrainers timer reads its executions (Reader on the job).')
 param trainerJobId string
 
 @description('Application Insights component the app exports traces to (local auth is off: it authenticates with its identity).')

@@ -134,8 +134,9 @@ resource requestReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
-// The trainer publishes training events (the worker too, for a trainer that died); the worker receives them.
-resource trainingSenders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principal in [trainerPrincipalId, workerPrincipalId]: {
+// The trainer publishes training events; so do the trainer watches, for a trainer that died without a word (the worker's,
+// and the Functions app's WatchTrainers timer while the worker sleeps). The worker receives them.
+resource trainingSenders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principal in [trainerPrincipalId, workerPrincipalId, functionsPrincipalId]: {
   scope: training
   name: guid(training.id, principal, roles.serviceBusDataSender)
   properties: {
@@ -177,7 +178,7 @@ resource dispatcher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The Functions app's TrainerWatch timer reads the trainer job's executions (to find runs that died without a word while
+// The Functions app's WatchTrainers timer reads the trainer job's executions (to find runs that died without a word while
 // the worker sleeps); it never starts or stops one, so it reads, on the job only.
 resource watch 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: trainerJob

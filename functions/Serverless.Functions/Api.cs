@@ -2,40 +2,39 @@ using System.Text.Json;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Azure.Functions.Worker.Http;
 using Serverless.Pipeline.Api;
-using Serverless.Pipeline.Hosting;
 
 namespace Serverless.Functions;
 
 /// <summary>The HTTP API (function-level keys on every route); each body is one call into <see cref="PipelineApi"/>.</summary>
-public sealed class Api(PipelineRuntime pipeline)
+public sealed class Api(PipelineApi api)
 {
     /// <summary>GET /api/models.</summary>
     [Function("ListModels")]
     public async Task<HttpResponseData> ListModels([HttpTrigger(AuthorizationLevel.Function, "get", Route = "models")] HttpRequestData request) =>
-        await Respond(request, await pipeline.Api.ListModelsAsync(request.FunctionContext.CancellationToken));
+        await Respond(request, await api.ListModelsAsync(request.FunctionContext.CancellationToken));
 
     /// <summary>GET /api/models/{name}.</summary>
     [Function("GetModel")]
     public async Task<HttpResponseData> GetModel([HttpTrigger(AuthorizationLevel.Function, "get", Route = "models/{name}")] HttpRequestData request, string name) =>
-        await Respond(request, await pipeline.Api.GetModelAsync(name, request.FunctionContext.CancellationToken));
+        await Respond(request, await api.GetModelAsync(name, request.FunctionContext.CancellationToken));
 
     /// <summary>GET /api/jobs/{id}.</summary>
     [Function("GetJob")]
     public async Task<HttpResponseData> GetJob([HttpTrigger(AuthorizationLevel.Function, "get", Route = "jobs/{id}")] HttpRequestData request, string id) =>
-        await Respond(request, await pipeline.Api.GetJobAsync(id, request.FunctionContext.CancellationToken));
+        await Respond(request, await api.GetJobAsync(id, request.FunctionContext.CancellationToken));
 
     /// <summary>POST /api/jobs.</summary>
     [Function("SubmitJob")]
     public async Task<HttpResponseData> SubmitJob([HttpTrigger(AuthorizationLevel.Function, "post", Route = "jobs")] HttpRequestData request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return await Respond(request, await pipeline.Api.SubmitAsync(request.Body, request.FunctionContext.CancellationToken));
+        return await Respond(request, await api.SubmitAsync(request.Body, request.FunctionContext.CancellationToken));
     }
 
     /// <summary>POST /api/jobs/{id}/cancel.</summary>
     [Function("CancelJob")]
     public async Task<HttpResponseData> CancelJob([HttpTrigger(AuthorizationLevel.Function, "post", Route = "jobs/{id}/cancel")] HttpRequestData request, string id) =>
-        await Respond(request, await pipeline.Api.CancelAsync(id, request.FunctionContext.CancellationToken));
+        await Respond(request, await api.CancelAsync(id, request.FunctionContext.CancellationToken));
 
     private static async Task<HttpResponseData> Respond(HttpRequestData request, ApiResult result)
     {

@@ -1,11 +1,11 @@
 using Azure.Storage.Blobs;
 using Microsoft.Azure.Functions.Worker;
-using Serverless.Pipeline.Hosting;
+using Serverless.Pipeline.Ingest;
 
 namespace Serverless.Functions;
 
 /// <summary>Ingest: a blob created under datasets/ (delivered by Event Grid).</summary>
-public sealed class DatasetUploaded(PipelineRuntime pipeline)
+public sealed class DatasetUploaded(DatasetUploadedHandler ingest)
 {
     /// <summary>Turns the new blob version into a fine-tune request.</summary>
     [Function(nameof(DatasetUploaded))]
@@ -15,6 +15,6 @@ public sealed class DatasetUploaded(PipelineRuntime pipeline)
     {
         ArgumentNullException.ThrowIfNull(blob);
         var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
-        await pipeline.Ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded($"{model}/{name}", properties.Value.ETag.ToString()), cancellationToken);
+        await ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded($"{model}/{name}", properties.Value.ETag.ToString()), cancellationToken);
     }
 }

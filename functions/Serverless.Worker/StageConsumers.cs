@@ -1,16 +1,18 @@
 using Azure.Messaging.ServiceBus;
 using Serverless.Azure.Hosting;
-using Serverless.Pipeline.Hosting;
+using Serverless.Pipeline.Dispatch;
+using Serverless.Pipeline.Messaging;
 
 namespace Serverless.Worker;
 
 /// <summary>
-/// The worker's consumers — one <see cref="ServiceBusStageProcessor"/> per bus-triggered stage of
-/// <see cref="PipelineRuntime.StageMessages"/> (Prepare + Dispatch, Publish, job status) — plus the trainer watch,
+/// The worker's consumers — one <see cref="ServiceBusStageProcessor"/> per bus-triggered stage registered in the
+/// worker (<see cref="StageBinding"/>: Prepare + Dispatch, Publish, job status) — plus the trainer watch,
 /// which reports trainer executions that died without saying so. Stopping lets in-flight messages finish (the host's
 /// shutdown timeout is 60 s, within the container's termination grace period).
 /// </summary>
-public sealed partial class StageConsumers(ServiceBusClient client, PipelineRuntime pipeline, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
+public sealed partial class StageConsumers(ServiceBusClient client, IEnumerable<StageBinding> stages, TrainerWatch watch, PipelineOptions options,
+    ILoggerFactory logging, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
 {
     private readonly List<ServiceBusStageProcessor> _processors = [];
 
@@ -21,15 +23,15 @@ public sealed partial class StageConsumers(ServiceBusClient client, PipelineRunt
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var concurrency = configuration.GetValue("Pipeline:MaxConcurrentCalls", 4);
-        foreach (var stage in pipeline.StageMessages())
+        foreach (var stage in stages)
         {
-            var processor = new ServiceBusStageProcessor(client, stage, concurrency, OnError);
+            var processor = new ServiceBusStageProcessor(client, stage.Message(logging, options), concurrency, OnError);
             _processors.Add(processor);
             await processor.StartAsync(stoppingToken);
         }
 
         Healthy = true;
-        await pipeline.RunTrainerWatchAsync(stoppingToken);
+        await watch.RunAsync(stoppingToken);
     }
 
     /// <inheritdoc />

@@ -28,22 +28,35 @@ done
 
 libtorch="${TRAINER_LIBTORCH:-libtorch-cuda-12.8-linux-x64}"
 base="${TRAINER_BASE:-nvidia/cuda:12.8.0-cudnn-runtime-ubuntu24.04}"
-tag="azd-deploy-$(date -u +%Y%m%d%H%M%S)"
 repository="tune-trainer"
-image="${AZURE_CONTAINER_REGISTRY_ENDPOINT}/${repository}:${tag}"
 
 # The Dockerfile copies the whole solution: the build context is the repository root (this script's ../..).
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-echo "predeploy: building $image in $AZURE_CONTAINER_REGISTRY_NAME"
-az acr build \
-  --registry "$AZURE_CONTAINER_REGISTRY_NAME" \
-  --image "${repository}:${tag}" \
-  --file "$root/src/Serverless.Trainer/Dockerfile" \
-  --build-arg "LIBTORCH=${libtorch}" \
-  --build-arg "BASE=${base}" \
-  --platform linux/amd64 \
-  "$root"
+# The tag is a hash of what the image is built from (committed sources and build files, and the build arguments), so
+# a deploy that changed none of them (a Functions-only change, a re-run) reuses the image instead of a 10-minute build.
+inputs=(src build Directory.Build.props Directory.Build.targets Directory.Packages.props global.json)
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1 && git -C "$root" diff --quiet HEAD -- "${inputs[@]}" \
+  && [[ -z "$(git -C "$root" ls-files --others --exclude-standard -- "${inputs[@]}")" ]]; then
+  tag="src-$({ git -C "$root" ls-tree -r HEAD -- "${inputs[@]}"; echo "$libtorch $base"; } | sha256sum | cut -c1-16)"
+else
+  tag="local-$(date -u +%Y%m%d%H%M%S)"   # uncommitted changes: always build
+fi
+image="${AZURE_CONTAINER_REGISTRY_ENDPOINT}/${repository}:${tag}"
+
+if az acr repository show --name "$AZURE_CONTAINER_REGISTRY_NAME" --image "${repository}:${tag}" --output none 2>/dev/null; then
+  echo "predeploy: $image already built from these sources, not building again"
+else
+  echo "predeploy: building $image in $AZURE_CONTAINER_REGISTRY_NAME"
+  az acr build \
+    --registry "$AZURE_CONTAINER_REGISTRY_NAME" \
+    --image "${repository}:${tag}" \
+    --file "$root/src/Serverless.Trainer/Dockerfile" \
+    --build-arg "LIBTORCH=${libtorch}" \
+    --build-arg "BASE=${base}" \
+    --platform linux/amd64 \
+    "$root"
+fi
 
 echo "predeploy: pointing job $AZURE_TRAINER_JOB_NAME at $image"
 az containerapp job update \

@@ -1,3 +1,5 @@
+using Serverless.Pipeline.Messaging;
+
 namespace Serverless.Azure;
 
 /// <summary>
@@ -59,6 +61,31 @@ public static class HostSettings
         }
 
         Require(host, required, From(configuration));
+    }
+
+    /// <summary>
+    /// The stages' options for an Azure host, from the <c>Pipeline</c> section (<c>Pipeline__MaxConcurrentJobs</c>,
+    /// <c>Pipeline__StartTimeout</c>, <c>Pipeline__HeartbeatTimeout</c>, <c>Pipeline__WatchInterval</c> as
+    /// <c>hh:mm:ss</c>), each defaulting to <see cref="PipelineOptions"/>'s value; validated where the host registers them.
+    /// </summary>
+    public static PipelineOptions PipelineOptions(Microsoft.Extensions.Configuration.IConfiguration configuration, string workDirectory, int maxConcurrentJobs)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var defaults = new PipelineOptions { WorkDirectory = workDirectory, MaxConcurrentJobs = maxConcurrentJobs };
+        TimeSpan Time(string name, TimeSpan fallback) => configuration[$"Pipeline:{name}"] is { Length: > 0 } text
+            ? TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value
+                : throw new InvalidOperationException($"Pipeline__{name} '{text}' is not a time span (hh:mm:ss).")
+            : fallback;
+        var slots = configuration["Pipeline:MaxConcurrentJobs"] is { Length: > 0 } count
+            ? int.TryParse(count, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : throw new InvalidOperationException($"Pipeline__MaxConcurrentJobs '{count}' is not a number.")
+            : maxConcurrentJobs;
+        return defaults with
+        {
+            MaxConcurrentJobs = slots,
+            StartTimeout = Time(nameof(defaults.StartTimeout), defaults.StartTimeout),
+            HeartbeatTimeout = Time(nameof(defaults.HeartbeatTimeout), defaults.HeartbeatTimeout),
+            WatchInterval = Time(nameof(defaults.WatchInterval), defaults.WatchInterval),
+        };
     }
 
     /// <summary>Reads a setting by its environment variable name from configuration (where <c>__</c> is <c>:</c>).</summary>

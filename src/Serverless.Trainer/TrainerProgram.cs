@@ -71,7 +71,7 @@ public static class TrainerProgram
 
         var outcome = await trainer.RunAsync(jobId, cancel.Token);
         Console.WriteLine($"{jobId}: {outcome}");
-        return outcome is TrainerOutcome.Failed or TrainerOutcome.Stopped ? PipelineRuntime.ReportedFailureExitCode : 0;
+        return outcome is TrainerOutcome.Failed or TrainerOutcome.Stopped ? Serverless.Pipeline.Dispatch.TrainerWatch.ReportedFailureExitCode : 0;
     }
 
     /// <summary>On the embedded parts of a <c>tune up</c> folder.</summary>

@@ -19,10 +19,10 @@ public sealed class ContainerAppsJobDispatcherLiveTests
             PipelineAzureExtensions.JobOptions(Environment.GetEnvironmentVariable("Trainer__JobResourceId")!));
         var jobId = "live-test-" + Guid.NewGuid().ToString("N")[..8];
 
-        var execution = await dispatcher.StartAsync(jobId);
+        var execution = await dispatcher.StartAsync(jobId, attempt: 1);
         try
         {
-            (await dispatcher.StartAsync(jobId)).ShouldBe(execution, "a second start for the same job adopts the running execution");
+            (await dispatcher.StartAsync(jobId, attempt: 1)).ShouldBe(execution, "a second start for the same attempt adopts the running execution");
             (await dispatcher.GetStatusAsync(execution)).ShouldBeOneOf(ExecutionStatus.Running, ExecutionStatus.Failed, ExecutionStatus.Succeeded);
         }
         finally

@@ -37,14 +37,14 @@ public sealed class BicepTests
         Reader,
     ];
 
-    // Reader, on the trainer job only, for the Functions app's TrainerWatch (it lists executions, never starts one).
+    // Reader, on the trainer job only, for the Functions app's WatchTrainers timer (it lists executions, never starts one).
     private const string Reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
     // Regions where Container Apps offers the serverless A100 GPU profile (Consumption-GPU-NC24-A100), the trainer's
     // default: https://learn.microsoft.com/azure/container-apps/gpu-serverless-overview#supported-regions
     private static readonly string[] ServerlessA100Regions = ["westus3", "westus", "australiaeast", "swedencentral"];
 
-    private static string Root
+    internal static string Root
     {
         get
         {
@@ -385,6 +385,23 @@ public sealed class BicepTests
         var readers = assignments.Where(a => RoleOf(a).Contains(Reader, StringComparison.Ordinal)).ToList();
         readers.Count.ShouldBe(1, "only the Functions app's trainer watch reads the trainer job");
         readers[0]["scope"]!.ToJsonString().ShouldContain("Microsoft.App/jobs", customMessage: "Reader on the trainer job, never wider");
+    }
+
+    [Theory]
+    [InlineData("functionsPrincipalId", "requestsQueue")]   // Ingest, Schedule and the API's submit send FineTuneRequested
+    [InlineData("functionsPrincipalId", "trainingTopic")]   // WatchTrainers reports a lost trainer as TrainingFailed
+    [InlineData("workerPrincipalId", "requestsQueue")]      // Dispatch sends itself a later request when no slot is free; Publish schedules retries
+    [InlineData("workerPrincipalId", "trainingTopic")]      // the worker's trainer watch
+    [InlineData("workerPrincipalId", "modelTopic")]         // Publish (ModelPublished, ModelRejected), Prepare (DatasetRejected)
+    [InlineData("trainerPrincipalId", "trainingTopic")]     // TrainingStarted, TrainingProgress, TrainingCompleted, TrainingFailed
+    public void EveryHost_MaySendToEveryEntityItsCodePublishesTo(string principal, string entity)
+    {
+        const string Sender = "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39";
+        OfType("Microsoft.Authorization/roleAssignments").ShouldContain(
+            a => RoleOf(a).Contains(Sender, StringComparison.Ordinal)
+                && a["scope"]!.GetValue<string>().Contains($"parameters('{entity}')", StringComparison.Ordinal)
+                && a["properties"]!["principalId"]!.GetValue<string>().Contains($"parameters('{principal}')", StringComparison.Ordinal),
+            $"{principal} holds Azure Service Bus Data Sender on {entity}");
     }
 
     [Fact]

@@ -5,7 +5,11 @@ using Microsoft.Extensions.Hosting;
 using Serverless.Azure;
 using Serverless.Core.Ports;
 using Serverless.Functions;
-using Serverless.Pipeline.Hosting;
+using Serverless.Pipeline.Api;
+using Serverless.Pipeline.Dispatch;
+using Serverless.Pipeline.Ingest;
+using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Schedule;
 using Serverless.Worker;
 
 namespace Serverless.Infra.Tests;
@@ -41,6 +45,15 @@ public sealed class SettingsContractTests
     private static Dictionary<string, string> TrainerJob() =>
         Settings(BicepTests.OfType("Microsoft.App/jobs").Single()["properties"]!["template"]!["containers"]!.AsArray().Single()!["env"]!.AsArray());
 
+    /// <summary>A host builder whose only configuration is <paramref name="settings"/>, as environment variables would give it.</summary>
+    private static HostApplicationBuilder Builder(IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(settings.Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        return builder;
+    }
+
     public static TheoryData<string> Hosts() => ["functions", "worker", "trainer"];
 
     [Theory]
@@ -66,43 +79,38 @@ public sealed class SettingsContractTests
     [Fact]
     public void TheWorker_StartsOnTheTemplatesSettings_WithEveryServiceItRuns()
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(Worker().Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        var builder = Builder(Worker());
         builder.AddPipelineWorker();
         using var host = builder.Build();
 
         host.Services.GetRequiredService<IBlobStore>().ShouldNotBeNull();
         host.Services.GetRequiredService<IMessageBus>().ShouldNotBeNull();
         host.Services.GetRequiredService<IJobDispatcher>().ShouldNotBeNull("the worker dispatches: the trainer job's id is enough (its image is read from the job)");
-        host.Services.GetRequiredService<PipelineRuntime>().StageMessages().Count.ShouldBe(3);
+        host.Services.GetServices<StageBinding>().Select(s => s.Entity).ShouldBe(StageEntities.All, "Prepare, Publish and job status, each on its entity");
+        host.Services.GetRequiredService<TrainerWatch>().ShouldNotBeNull();
         host.Services.GetRequiredService<StageConsumers>().ShouldNotBeNull();
     }
 
     [Fact]
     public void TheWorker_WithoutASetting_RefusesToStart_NamingIt()
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(Worker().Where(p => p.Key != "Trainer__JobResourceId")
-            .Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        var builder = Builder(Worker().Where(p => p.Key != "Trainer__JobResourceId"));
         Should.Throw<InvalidOperationException>(() => builder.AddPipelineWorker()).Message.ShouldContain("Trainer__JobResourceId");
     }
 
     [Fact]
     public void TheFunctionsApp_StartsOnTheTemplatesSettings()
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(FunctionsApp().Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value)));
+        var builder = Builder(FunctionsApp());
         builder.AddPipelineFunctions();
         using var host = builder.Build();
 
-        var runtime = host.Services.GetRequiredService<PipelineRuntime>();
-        runtime.Ingest.ShouldNotBeNull();
-        runtime.Schedule.ShouldNotBeNull();
-        runtime.Api.ShouldNotBeNull();
-        runtime.Dispatcher.ShouldBeOfType<Serverless.Azure.Dispatch.ContainerAppsJobDispatcher>("the TrainerWatch timer reads the trainer job's executions");
+        host.Services.GetRequiredService<DatasetUploadedHandler>().ShouldNotBeNull();
+        host.Services.GetRequiredService<RetrainOnScheduleHandler>().ShouldNotBeNull();
+        host.Services.GetRequiredService<PipelineApi>().ShouldNotBeNull();
+        host.Services.GetRequiredService<TrainerWatch>().ShouldNotBeNull();
+        host.Services.GetRequiredService<IJobDispatcher>().ShouldBeOfType<Serverless.Azure.Dispatch.ContainerAppsJobDispatcher>("the WatchTrainers timer reads the trainer job's executions");
+        host.Services.GetServices<StageBinding>().ShouldBeEmpty("the bus-triggered stages run in the worker");
     }
 
     [Fact]

@@ -14,11 +14,13 @@ namespace Serverless.Azure.Dispatch;
 /// <summary>
 /// Starts trainer runs as executions of a Container Apps job through ARM. The start request's template <em>replaces</em>
 /// the job's (it is not merged), so each start first reads the job (<c>GET …/jobs/{job}</c>) and sends its whole
-/// container — image, command, resources, every setting — plus <c>JOB_ID</c>: Bicep stays the one source of truth.
-/// A start is never retried blindly: before each start request, and after any answer that leaves open whether the
-/// execution was created (5xx, a timeout, a dropped connection), the job's executions are listed and a running one
-/// whose <c>JOB_ID</c> matches is adopted; only a throttled start (429, nothing created) is simply repeated, after
-/// <c>Retry-After</c>. A <c>202</c> without the execution in its body is followed through its <c>Location</c>.
+/// container — image, command, resources, every setting — plus <c>JOB_ID</c> and <c>JOB_ATTEMPT</c>: Bicep stays the
+/// one source of truth. A start is never retried blindly: before the first start request, and after any answer that
+/// leaves open whether the execution was created (5xx, a timeout, a dropped connection) — for up to
+/// <see cref="ContainerAppsJobOptions.StartOperationTimeout"/>, since the list may show a new run late — the job's
+/// executions are listed and a running one of the same job and attempt is adopted; only a throttled start (429,
+/// nothing created) is simply repeated, after <c>Retry-After</c>. A <c>202</c> without the execution in its body is
+/// followed through its <c>Location</c>.
 /// Reads and stops (idempotent) are retried on 429/5xx honouring <c>Retry-After</c>, inside a circuit breaker.
 /// Tokens come from Azure.Identity (managed identity in Azure).
 /// </summary>
@@ -73,35 +75,47 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
     private string JobPath => $"subscriptions/{options.SubscriptionId}/resourceGroups/{options.ResourceGroup}/providers/Microsoft.App/jobs/{options.JobName}";
 
     /// <inheritdoc />
-    public async Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default)
+    public async Task<string> StartAsync(string jobId, int attempt, CancellationToken cancellationToken = default)
     {
-        var template = await ExecutionTemplateAsync(jobId, cancellationToken);
+        var template = await ExecutionTemplateAsync(jobId, attempt, cancellationToken);
+
+        // This attempt may already run: a host started it and died before recording it (a stale claim taken over).
+        if (await FindActiveAsync(jobId, attempt, cancellationToken) is { } running)
+        {
+            return running;
+        }
+
         var delay = options.StartRetryDelay;
         var why = "";
-        for (var attempt = 1; attempt <= options.MaxStartAttempts; attempt++)
+        for (var tries = 1; tries <= options.MaxStartAttempts; tries++)
         {
-            // A run of this job may already exist: a start that failed ambiguously, or a host that died after starting it.
-            if (await FindActiveAsync(jobId, cancellationToken) is { } running)
-            {
-                return running;
-            }
-
-            var (execution, retryAfter, reason) = await TryStartAsync(jobId, template, cancellationToken);
+            var (execution, retryAfter, reason, ambiguous) = await TryStartAsync(jobId, attempt, template, cancellationToken);
             if (execution is not null)
             {
                 return execution;
             }
 
             why = reason;
-            await Task.Delay(retryAfter ?? delay, _clock, cancellationToken);
-            delay *= 2;
+            if (ambiguous)
+            {
+                // The start may have happened: watch the list for the run (it may show up late) before starting again.
+                if (await AwaitRunAsync(jobId, attempt, cancellationToken) is { } appeared)
+                {
+                    return appeared;
+                }
+            }
+            else
+            {
+                await Task.Delay(retryAfter ?? delay, _clock, cancellationToken);
+                delay *= 2;
+            }
         }
 
-        throw new HttpRequestException($"Azure Resource Manager did not start the trainer job for {jobId} after {options.MaxStartAttempts} attempts: {why}");
+        throw new HttpRequestException($"Azure Resource Manager did not start the trainer job for {jobId} (attempt {attempt}) after {options.MaxStartAttempts} tries: {why}");
     }
 
-    /// <summary>One start request. Returns the execution, or why not and how long to wait before looking again.</summary>
-    private async Task<(string? Execution, TimeSpan? RetryAfter, string Reason)> TryStartAsync(string jobId, JsonObject template, CancellationToken cancellationToken)
+    /// <summary>One start request: the run, or why not, when to look again, and whether a run may have been created anyway.</summary>
+    private async Task<(string? Execution, TimeSpan? RetryAfter, string Reason, bool Ambiguous)> TryStartAsync(string jobId, int attempt, JsonObject template, CancellationToken cancellationToken)
     {
         HttpResponseMessage response;
         try
@@ -110,54 +124,63 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
         }
         catch (HttpRequestException e)
         {
-            return (null, null, $"the start request failed ({e.Message}); it may have started a run");
+            return (null, null, $"the start request failed ({e.Message}); it may have started a run", true);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return (null, null, $"no answer to the start request within {options.RequestTimeout.TotalSeconds:F0} s; it may have started a run");
+            return (null, null, $"no answer to the start request within {options.RequestTimeout.TotalSeconds:F0} s; it may have started a run", true);
         }
 
         using (response)
         {
             if (response.StatusCode == HttpStatusCode.TooManyRequests)
             {
-                return (null, RetryAfter(response), "throttled (429)");
+                return (null, RetryAfter(response), "throttled (429)", false);
             }
 
             if (response.StatusCode is >= HttpStatusCode.InternalServerError or HttpStatusCode.RequestTimeout)
             {
-                return (null, RetryAfter(response), $"{(int)response.StatusCode} {response.ReasonPhrase}; it may have started a run");
+                return (null, RetryAfter(response), $"{(int)response.StatusCode} {response.ReasonPhrase}; it may have started a run", true);
             }
 
             var body = await ReadAsync(response, "start the trainer job", cancellationToken);
             if (NameOf(body) is { } name)
             {
-                return (name, null, "");
+                return (name, null, "", false);
             }
 
             // 202 Accepted with only a Location (ARM's documented answer): follow it, then find the run by its JOB_ID.
             var deadline = _clock.GetUtcNow() + options.StartOperationTimeout;
             if (response.Headers.Location is { } location && await FollowAsync(location, deadline, cancellationToken) is { } followed)
             {
-                return (followed, null, "");
+                return (followed, null, "", false);
             }
 
-            while (true)
+            // Accepted, so starting again could run the job twice: if no run appears, fail, and let the claim's timeout
+            // try later (which adopts the run if it has appeared by then).
+            return (await AwaitRunAsync(jobId, attempt, cancellationToken)
+                ?? throw new HttpRequestException($"Azure Resource Manager accepted the start of {jobId} but no run of it appeared within {options.StartOperationTimeout.TotalSeconds:F0} s."),
+                null, "", false);
+        }
+    }
+
+    /// <summary>Looks for a live run of this attempt until <see cref="ContainerAppsJobOptions.StartOperationTimeout"/> has passed.</summary>
+    private async Task<string?> AwaitRunAsync(string jobId, int attempt, CancellationToken cancellationToken)
+    {
+        var deadline = _clock.GetUtcNow() + options.StartOperationTimeout;
+        while (true)
+        {
+            if (await FindActiveAsync(jobId, attempt, cancellationToken) is { } started)
             {
-                if (await FindActiveAsync(jobId, cancellationToken) is { } started)
-                {
-                    return (started, null, "");
-                }
-
-                if (_clock.GetUtcNow() >= deadline)
-                {
-                    // Accepted, so starting again could run the job twice: fail, and let the claim's timeout try later
-                    // (which adopts the run if it has appeared by then).
-                    throw new HttpRequestException($"Azure Resource Manager accepted the start of {jobId} but no run of it appeared within {options.StartOperationTimeout.TotalSeconds:F0} s.");
-                }
-
-                await Task.Delay(options.StartRetryDelay, _clock, cancellationToken);
+                return started;
             }
+
+            if (_clock.GetUtcNow() >= deadline)
+            {
+                return null;
+            }
+
+            await Task.Delay(options.StartRetryDelay, _clock, cancellationToken);
         }
     }
 
@@ -179,7 +202,7 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
     }
 
     /// <summary>The job's template as a start request: each container as the job defines it, the trainer's with <c>JOB_ID</c>.</summary>
-    private async Task<JsonObject> ExecutionTemplateAsync(string jobId, CancellationToken cancellationToken)
+    private async Task<JsonObject> ExecutionTemplateAsync(string jobId, int attempt, CancellationToken cancellationToken)
     {
         using var response = await SendAsync(HttpMethod.Get, Url(JobPath), null, cancellationToken);
         var job = await ReadAsync(response, $"read the trainer job {options.JobName}", cancellationToken);
@@ -209,8 +232,10 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
             if (ReferenceEquals(container, target))
             {
                 var env = new JsonArray([.. (container["env"] as JsonArray ?? []).OfType<JsonObject>()
-                    .Where(e => e["name"]?.GetValue<string>() != ContainerAppsJobOptions.JobIdVariable).Select(e => e.DeepClone())]);
+                    .Where(e => e["name"]?.GetValue<string>() is not (ContainerAppsJobOptions.JobIdVariable or ContainerAppsJobOptions.JobAttemptVariable))
+                    .Select(e => e.DeepClone())]);
                 env.Add(new JsonObject { ["name"] = ContainerAppsJobOptions.JobIdVariable, ["value"] = jobId });
+                env.Add(new JsonObject { ["name"] = ContainerAppsJobOptions.JobAttemptVariable, ["value"] = attempt.ToString(System.Globalization.CultureInfo.InvariantCulture) });
                 copy["env"] = env;
             }
 
@@ -226,12 +251,17 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
         return template;
     }
 
-    /// <summary>A running (or starting) execution whose trainer carries <paramref name="jobId"/>, if any.</summary>
-    private async Task<string?> FindActiveAsync(string jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// A running (or starting) execution of this job and attempt, if any — never one of an earlier attempt, which has
+    /// reported its end and may still be exiting.
+    /// </summary>
+    private async Task<string?> FindActiveAsync(string jobId, int attempt, CancellationToken cancellationToken)
     {
+        var wanted = attempt.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await foreach (var execution in ExecutionsAsync(cancellationToken))
         {
-            if (IsActive(execution) && JobIdOf(execution) == jobId)
+            if (IsActive(execution) && Variable(execution, ContainerAppsJobOptions.JobIdVariable) == jobId
+                && Variable(execution, ContainerAppsJobOptions.JobAttemptVariable) == wanted)
             {
                 return NameOf(execution);
             }
@@ -242,10 +272,10 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
 
     private static bool IsActive(JsonNode execution) => ActiveStates.Contains(execution["properties"]?["status"]?.GetValue<string>());
 
-    private static string? JobIdOf(JsonNode execution) =>
+    private static string? Variable(JsonNode execution, string name) =>
         (execution["properties"]?["template"]?["containers"] as JsonArray ?? []).OfType<JsonObject>()
             .SelectMany(c => c["env"] as JsonArray ?? []).OfType<JsonObject>()
-            .FirstOrDefault(e => e["name"]?.GetValue<string>() == ContainerAppsJobOptions.JobIdVariable)?["value"]?.GetValue<string>();
+            .FirstOrDefault(e => e["name"]?.GetValue<string>() == name)?["value"]?.GetValue<string>();
 
     private static string? NameOf(JsonNode? node) =>
         node?["name"]?.GetValue<string>() ?? node?["id"]?.GetValue<string>()?.Split('/')[^1];

@@ -30,9 +30,15 @@ public sealed record ContainerAppsJobOptions
     /// <summary>First wait after an ambiguous or throttled start, doubling; <c>Retry-After</c> wins when ARM sends it. <value>2 s</value>.</summary>
     public TimeSpan StartRetryDelay { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Longest time to follow a start's <c>Location</c> before looking the execution up by its <c>JOB_ID</c>. <value>2 min</value>.</summary>
+    /// <summary>
+    /// Longest wait for a run to appear after a start that ARM accepted without naming it (a <c>Location</c> to follow)
+    /// or that may have happened (5xx, timeout), before giving up or starting again. <value>2 min</value>.
+    /// </summary>
     public TimeSpan StartOperationTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>The name of the environment variable that carries the job id. <value>JOB_ID</value>.</summary>
     public const string JobIdVariable = "JOB_ID";
+
+    /// <summary>The name of the environment variable that carries the attempt number (what tells a retry from the run it replaces). <value>JOB_ATTEMPT</value>.</summary>
+    public const string JobAttemptVariable = "JOB_ATTEMPT";
 }

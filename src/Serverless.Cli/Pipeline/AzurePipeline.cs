@@ -103,7 +103,7 @@ internal sealed class AzurePipeline : IPipelineParts
 
         public Task<int> RequeueDeadLettersAsync(string entity, CancellationToken cancellationToken = default) => throw Missing();
 
-        public Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default) => throw Missing();
+        public Task<string> StartAsync(string jobId, int attempt, CancellationToken cancellationToken = default) => throw Missing();
 
         public Task CancelAsync(string execution, CancellationToken cancellationToken = default) => throw Missing();
 

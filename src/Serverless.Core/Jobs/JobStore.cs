@@ -155,7 +155,7 @@ public sealed class JobStore(IBlobStore blobs)
             {
                 yield return live.Job;
             }
-            else if (DateTimeOffset.UtcNow - item.LastModified > StaleMarkerAge)
+            else if (DateTimeOffset.UtcNow - item.LastModified > StaleMarkerAge)   // the storage's clock, not the pipeline's (which tests fake)
             {
                 // Finished, or never created: a marker is written just before its job becomes active, so only an
                 // old one is surely stale (a young one may belong to a job being created or retried right now).

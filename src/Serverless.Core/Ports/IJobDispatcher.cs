@@ -19,8 +19,12 @@ public enum ExecutionStatus
 /// <summary>Starts trainer runs: a child process locally, a Container Apps job execution in Azure.</summary>
 public interface IJobDispatcher
 {
-    /// <summary>Starts a trainer for <paramref name="jobId"/>; returns the run's name.</summary>
-    Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Starts attempt <paramref name="attempt"/> of <paramref name="jobId"/>'s training; returns the run's name. A
+    /// dispatcher that can see runs started elsewhere (Azure) returns a live run of the same job and attempt instead of
+    /// starting a second one (never one of an earlier attempt, which may be exiting).
+    /// </summary>
+    Task<string> StartAsync(string jobId, int attempt, CancellationToken cancellationToken = default);
 
     /// <summary>Stops the run (after a grace period in which it may checkpoint).</summary>
     Task CancelAsync(string execution, CancellationToken cancellationToken = default);

@@ -15,7 +15,7 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
     private readonly ConcurrentDictionary<string, (string JobId, Process Process)> _runs = new();
 
     /// <inheritdoc />
-    public Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default)
+    public Task<string> StartAsync(string jobId, int attempt, CancellationToken cancellationToken = default)
     {
         var start = new ProcessStartInfo(executable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments)

@@ -55,10 +55,12 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
             }
 
             claimed = true;
+            var takeover = job.State == JobState.Dispatched && job.Execution is not null;
             var moved = job.State == JobState.Dispatched
-                ? job.Execution is null ? job : job.MoveTo(JobState.Dispatched, now, "taking over the trainer claim of a host that stopped before starting it")
+                ? takeover ? job.MoveTo(JobState.Dispatched, now, "taking over the trainer claim of a host that stopped before recording its run") : job
                 : job.MoveTo(JobState.Dispatched, now, "trainer starting");
-            return moved with { Execution = claim, Attempts = job.Attempts + 1 };
+            // A takeover continues the attempt whose start was never recorded (the dispatcher adopts its run if it exists).
+            return moved with { Execution = claim, Attempts = takeover ? job.Attempts : job.Attempts + 1 };
         }, cancellationToken);
         if (!claimed)
         {
@@ -72,7 +74,7 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
             return false;
         }
 
-        var execution = await dispatcher.StartAsync(jobId, cancellationToken);
+        var execution = await dispatcher.StartAsync(jobId, updated.Attempts, cancellationToken);
         await jobs.UpdateAsync(jobId, job => job.Execution == claim ? job with { Execution = execution } : null, cancellationToken);
         logger.JobDispatched(jobId, execution, updated.Attempts);
         return true;

@@ -36,10 +36,11 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         }
         """)!.AsObject();
 
-    private ContainerAppsJobDispatcher Dispatcher(TimeSpan? breakDuration = null, TimeSpan? requestTimeout = null) => new(_http, _credential, new ContainerAppsJobOptions
+    private ContainerAppsJobDispatcher Dispatcher(TimeSpan? breakDuration = null, TimeSpan? requestTimeout = null, TimeSpan? startOperationTimeout = null) => new(_http, _credential, new ContainerAppsJobOptions
     {
         SubscriptionId = "sub-1", ResourceGroup = "rg-ml", JobName = "trainer", ArmEndpoint = _arm.Endpoint,
-        StartRetryDelay = TimeSpan.FromMilliseconds(20), RequestTimeout = requestTimeout ?? TimeSpan.FromSeconds(30), StartOperationTimeout = TimeSpan.FromSeconds(5),
+        StartRetryDelay = TimeSpan.FromMilliseconds(20), RequestTimeout = requestTimeout ?? TimeSpan.FromSeconds(30),
+        StartOperationTimeout = startOperationTimeout ?? TimeSpan.FromSeconds(5),
     }, ContainerAppsJobDispatcher.DefaultResilience(TimeSpan.FromMilliseconds(10), breakDuration));
 
     private int Starts => _arm.Requests.Count(r => r is { Method: "POST", Path: JobPath + "/start" });
@@ -47,7 +48,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     [Fact]
     public async Task Start_SendsTheJobsWholeContainerPlusJobId_BecauseTheStartTemplateReplacesTheJobs()
     {
-        var execution = await Dispatcher().StartAsync("poems-0123");
+        var execution = await Dispatcher().StartAsync("poems-0123", 1);
 
         var started = _arm.Executions.Single();
         started.Name.ShouldBe(execution);
@@ -58,6 +59,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         container["probes"].ShouldBeNull("a start request's container (JobExecutionContainer) has no probes");
         var environment = _arm.EnvironmentOf(execution);
         environment["JOB_ID"].ShouldBe("poems-0123");
+        environment["JOB_ATTEMPT"].ShouldBe("1");
         foreach (var setting in TrainerTemplate()["containers"]![0]!["env"]!.AsArray())
         {
             environment[setting!["name"]!.GetValue<string>()].ShouldBe(setting["value"]!.GetValue<string>());
@@ -72,7 +74,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     [Fact]
     public async Task Start_TheTrainersProcessEnvironmentHoldsEverySettingTheTrainerReads()
     {
-        var execution = await Dispatcher().StartAsync("poems-0123");
+        var execution = await Dispatcher().StartAsync("poems-0123", 1);
 
         // The container runtime starts the trainer with exactly the execution's env: run a real process that way.
         var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/env") { RedirectStandardOutput = true, UseShellExecute = false };
@@ -97,7 +99,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     {
         _arm.Starts.Enqueue(FakeArm.StartAnswer.AcceptedWithLocationOnly);
 
-        var execution = await Dispatcher().StartAsync("j-location");
+        var execution = await Dispatcher().StartAsync("j-location", 1);
 
         _arm.Executions.Single().Name.ShouldBe(execution);
         _arm.Requests.Count(r => r.Path.StartsWith("/operations/", StringComparison.Ordinal)).ShouldBe(2, "202 once, then done");
@@ -109,7 +111,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     {
         _arm.Starts.Enqueue(FakeArm.StartAnswer.CreatedThenServerError);
 
-        var execution = await Dispatcher().StartAsync("j-500");
+        var execution = await Dispatcher().StartAsync("j-500", 1);
 
         _arm.Executions.Count.ShouldBe(1);
         _arm.Executions[0].Name.ShouldBe(execution);
@@ -122,7 +124,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         _arm.Hang = TimeSpan.FromSeconds(3);
         _arm.Starts.Enqueue(FakeArm.StartAnswer.CreatedThenNoAnswer);
 
-        var execution = await Dispatcher(requestTimeout: TimeSpan.FromMilliseconds(300)).StartAsync("j-timeout");
+        var execution = await Dispatcher(requestTimeout: TimeSpan.FromMilliseconds(300)).StartAsync("j-timeout", 1);
 
         _arm.Executions.Count.ShouldBe(1);
         _arm.Executions[0].Name.ShouldBe(execution);
@@ -134,28 +136,67 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     {
         // A host claimed the job, started its run and died before recording it; after the claim went stale another
         // host starts the job again while the serverless GPU is still cold-starting the first run.
-        var first = await Dispatcher().StartAsync("j-stale");
+        var first = await Dispatcher().StartAsync("j-stale", 1);
         _arm.SetStatus(first, "Processing");
         _arm.Starts.Enqueue(FakeArm.StartAnswer.AcceptedWithBody);
         for (var i = 0; i < 3; i++)
         {
-            await Dispatcher().StartAsync($"other-{i}");   // more executions than one page of the list
+            await Dispatcher().StartAsync($"other-{i}", 1);   // more executions than one page of the list
         }
 
-        (await Dispatcher().StartAsync("j-stale")).ShouldBe(first);
+        (await Dispatcher().StartAsync("j-stale", 1)).ShouldBe(first);
 
         _arm.Executions.Count(e => JobIdOf(e.Template) == "j-stale").ShouldBe(1);
         _arm.Requests.ShouldContain(r => r.Query.Contains("$skip"), "the executions list was followed through nextLink");
     }
 
     [Fact]
-    public async Task Start_AfterTheJobsEarlierRunFailed_StartsANewOne()
+    public async Task Start_TheNextAttempt_WhileTheEarlierRunIsStillExiting_StartsANewOne()
     {
-        var first = await Dispatcher().StartAsync("j-retry");
+        // The earlier run reported a retryable failure (or was SIGTERMed) and is still shutting down when the retry
+        // starts: adopting it would record a run that is about to end.
+        var first = await Dispatcher().StartAsync("j-retry", 1);
+
+        var second = await Dispatcher().StartAsync("j-retry", 2);
+
+        second.ShouldNotBe(first);
+        _arm.Executions.Count.ShouldBe(2);
+        _arm.EnvironmentOf(second)["JOB_ATTEMPT"].ShouldBe("2");
+    }
+
+    [Fact]
+    public async Task Start_AfterTheAttemptsRunFailed_StartsANewOne()
+    {
+        var first = await Dispatcher().StartAsync("j-failed", 1);
         _arm.SetStatus(first, "Failed");
 
-        (await Dispatcher().StartAsync("j-retry")).ShouldNotBe(first);
+        (await Dispatcher().StartAsync("j-failed", 1)).ShouldNotBe(first);
         _arm.Executions.Count.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Start_ServerErrorWithNothingCreated_StartsAgainOnceTheListHasShownNothingForAWhile()
+    {
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.ServerErrorNothingCreated);
+
+        var execution = await Dispatcher(startOperationTimeout: TimeSpan.FromMilliseconds(300)).StartAsync("j-500-none", 1);
+
+        Starts.ShouldBe(2);
+        _arm.Executions.Single().Name.ShouldBe(execution);
+        var requests = _arm.Requests.ToArray();
+        var posts = requests.Select((r, i) => (r, i)).Where(p => p.r.Method == "POST").Select(p => p.i).ToArray();
+        requests[posts[0]..posts[1]].Count(r => r.Path == JobPath + "/executions").ShouldBeGreaterThan(1, "the list was watched before starting again");
+    }
+
+    [Fact]
+    public async Task Start_RefusedByArm_IsNotRetried_AndSaysWhy()
+    {
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.Refused);
+
+        (await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().StartAsync("j-403", 1))).Message.ShouldContain("AuthorizationFailed");
+
+        Starts.ShouldBe(1);
+        _arm.Executions.ShouldBeEmpty();
     }
 
     [Fact]
@@ -163,7 +204,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     {
         _arm.Starts.Enqueue(FakeArm.StartAnswer.Throttled);
 
-        await Dispatcher().StartAsync("j-429");
+        await Dispatcher().StartAsync("j-429", 1);
 
         Starts.ShouldBe(2);
         _arm.Executions.Count.ShouldBe(1);
@@ -195,10 +236,10 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     }
 
     [Fact]
-    public async Task ClientErrors_AreNotRetried()
+    public async Task ClientErrors_OnReadingTheJob_AreNotRetried()
     {
         _arm.Then(403, """{"error": {"code": "AuthorizationFailed"}}""");
-        (await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().StartAsync("j"))).Message.ShouldContain("AuthorizationFailed");
+        (await Should.ThrowAsync<HttpRequestException>(() => Dispatcher().StartAsync("j", 1))).Message.ShouldContain("AuthorizationFailed");
         _arm.Requests.Count.ShouldBe(1);
         _arm.Executions.ShouldBeEmpty();
     }
@@ -216,7 +257,7 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         await Should.ThrowAsync<Exception>(() => dispatcher.CountRunningAsync());
         var reached = _arm.Requests.Count;
 
-        await Should.ThrowAsync<BrokenCircuitException>(() => dispatcher.StartAsync("j"));
+        await Should.ThrowAsync<BrokenCircuitException>(() => dispatcher.StartAsync("j", 1));
         _arm.Requests.Count.ShouldBe(reached, "an open circuit does not call ARM");
     }
 
@@ -224,9 +265,9 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     public async Task Status_Count_AndStop_UseTheExecutionResources()
     {
         var dispatcher = Dispatcher();
-        var a = await dispatcher.StartAsync("a");
-        var b = await dispatcher.StartAsync("b");
-        var c = await dispatcher.StartAsync("c");
+        var a = await dispatcher.StartAsync("a", 1);
+        var b = await dispatcher.StartAsync("b", 1);
+        var c = await dispatcher.StartAsync("c", 1);
         _arm.SetStatus(b, "Succeeded");
         _arm.SetStatus(c, "Processing");
 

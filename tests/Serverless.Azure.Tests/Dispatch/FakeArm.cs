@@ -54,6 +54,12 @@ internal sealed class FakeArm : IDisposable
 
         /// <summary>429 with <c>Retry-After: 0</c>; nothing is created.</summary>
         Throttled,
+
+        /// <summary>500, and nothing is created.</summary>
+        ServerErrorNothingCreated,
+
+        /// <summary>403 AuthorizationFailed; nothing is created.</summary>
+        Refused,
     }
 
     public string JobPath { get; }
@@ -167,9 +173,14 @@ internal sealed class FakeArm : IDisposable
             if (method == "POST" && path == JobPath + "/start")
             {
                 var answer = Starts.TryDequeue(out var a) ? a : StartAnswer.AcceptedWithBody;
-                if (answer == StartAnswer.Throttled)
+                switch (answer)
                 {
-                    return (429, """{"error": {"code": "TooManyRequests"}}""", new() { ["Retry-After"] = "0" }, TimeSpan.Zero);
+                    case StartAnswer.Throttled:
+                        return (429, """{"error": {"code": "TooManyRequests"}}""", new() { ["Retry-After"] = "0" }, TimeSpan.Zero);
+                    case StartAnswer.ServerErrorNothingCreated:
+                        return (500, """{"error": {"code": "InternalServerError"}}""", none, TimeSpan.Zero);
+                    case StartAnswer.Refused:
+                        return (403, """{"error": {"code": "AuthorizationFailed", "message": "no Microsoft.App/jobs/start/action"}}""", none, TimeSpan.Zero);
                 }
 
                 // Replace semantics: the execution runs the request's template; only an empty request runs the job's.

@@ -89,7 +89,7 @@ public sealed class PipelineRuntimeTests : IDisposable
     {
         public int StatusCalls;
 
-        public Task<string> StartAsync(string jobId, CancellationToken cancellationToken = default) => Task.FromResult("e1");
+        public Task<string> StartAsync(string jobId, int attempt, CancellationToken cancellationToken = default) => Task.FromResult("e1");
 
         public Task CancelAsync(string execution, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
@@ -114,7 +114,7 @@ public sealed class PipelineRuntimeTests : IDisposable
         await runtime.Jobs.TryCreateAsync(Job("lost").MoveTo(JobState.Dispatched, now, "test").MoveTo(JobState.Running, now, "test") with { Execution = "e1", Attempts = 1 });
         using var stop = new CancellationTokenSource();
 
-        var watch = runtime.RunTrainerWatchAsync(stop.Token);
+        var watch = runtime.Watch.RunAsync(stop.Token);
         var received = new List<ReceivedMessage>();
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (received.Count == 0 && DateTime.UtcNow < deadline && !watch.IsCompleted)

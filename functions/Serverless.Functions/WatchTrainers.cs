@@ -1,5 +1,5 @@
 using Microsoft.Azure.Functions.Worker;
-using Serverless.Pipeline.Hosting;
+using Serverless.Pipeline.Dispatch;
 
 namespace Serverless.Functions;
 
@@ -8,10 +8,9 @@ namespace Serverless.Functions;
 /// that failed or vanished without publishing anything — out of memory, a lost node — is reported as a retryable
 /// <c>TrainingFailed</c>, which wakes the worker to resume the job from its checkpoint. Reads only the live jobs.
 /// </summary>
-public sealed class TrainerWatch(PipelineRuntime pipeline)
+public sealed class WatchTrainers(TrainerWatch watch)
 {
     /// <summary>Looks at every running job's execution.</summary>
-    [Function(nameof(TrainerWatch))]
-    public Task RunAsync([TimerTrigger("30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken) =>
-        pipeline.WatchTrainersAsync(cancellationToken);
+    [Function(nameof(WatchTrainers))]
+    public Task RunAsync([TimerTrigger("30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken) => watch.WatchAsync(cancellationToken);
 }

@@ -1,0 +1,97 @@
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
+
+namespace Serverless.Pipeline.Dispatch;
+
+/// <summary>
+/// The trainer watch: a job whose trainer run the dispatcher reports failed, or does not know and that has shown no
+/// sign of life (progress, state change) for <see cref="PipelineOptions.HeartbeatTimeout"/>, is reported as a
+/// retryable <c>TrainingFailed</c>, so Publish resumes it from its checkpoint. Catches what no exit callback can: a
+/// host that died with its trainers, an execution that vanished. Runs in every host that can see trainers: the
+/// embedded host, the Azure worker while it is up, and the Functions app's timer while the worker sleeps.
+/// </summary>
+public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, ILogger<TrainerWatch> logger)
+{
+    /// <summary>The trainer's exit code when it failed and published <c>TrainingFailed</c> itself.</summary>
+    public const int ReportedFailureExitCode = 2;
+
+    /// <summary>One round over the live jobs; returns the jobs reported.</summary>
+    public async Task<IReadOnlyList<string>> WatchAsync(CancellationToken cancellationToken = default)
+    {
+        var reported = new List<string>();
+        var now = bus.Clock.GetUtcNow();
+        await foreach (var job in jobs.ListActiveAsync(cancellationToken))
+        {
+            if (job.State is not (JobState.Dispatched or JobState.Running) || job.Execution is not { } execution || JobDispatch.IsClaim(execution))
+            {
+                continue;
+            }
+
+            var status = await dispatcher.GetStatusAsync(execution, cancellationToken);
+            var lastSign = new[] { job.Progress?.At ?? DateTimeOffset.MinValue, job.History.Count > 0 ? job.History[^1].At : job.CreatedAt }.Max();
+            var reason = status switch
+            {
+                ExecutionStatus.Failed => $"the trainer run {execution} failed",
+                ExecutionStatus.Unknown when now - lastSign >= options.HeartbeatTimeout =>
+                    $"no sign of life from trainer run {execution} for {(now - lastSign).TotalMinutes:F1} min, and its dispatcher does not know it",
+                _ => null,
+            };
+            if (reason is not null && await ReportLostAsync(job.JobId, execution, reason, reportedItself: false))
+            {
+                logger.TrainerLost(job.JobId, reason);
+                reported.Add(job.JobId);
+            }
+        }
+
+        return reported;
+    }
+
+    /// <summary>
+    /// Runs <see cref="WatchAsync"/> every <see cref="PipelineOptions.WatchInterval"/> until cancelled. A round that
+    /// fails — storage, the broker or ARM failing past their retries, an unreadable job document — is logged and the
+    /// next round tries again: the watch never stops early.
+    /// </summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(options.WatchInterval, bus.Clock, cancellationToken);
+                await WatchAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                logger.TrainerWatchFailed(e);
+            }
+        }
+    }
+
+    /// <summary>Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed).</summary>
+    public Task TrainerExitedAsync(string jobId, int exitCode) =>
+        ReportLostAsync(jobId, null, $"the trainer exited with code {exitCode}", exitCode == ReportedFailureExitCode);
+
+    private async Task<bool> ReportLostAsync(string jobId, string? execution, string reason, bool reportedItself)
+    {
+        var found = await jobs.GetAsync(jobId);
+        if (reportedItself || found is not { } current || current.Job.State is not (JobState.Dispatched or JobState.Running)
+            || current.Job.Execution is null || (execution is not null && current.Job.Execution != execution))
+        {
+            return false;
+        }
+
+        await bus.PublishAsync(Entities.TrainingEvents,
+            new TrainingFailed(current.Job.Model, jobId, reason, Retryable: true),
+            PipelineBus.StableId(jobId, nameof(TrainingFailed), current.Job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            "/serverless/dispatch");
+        return true;
+    }
+}
