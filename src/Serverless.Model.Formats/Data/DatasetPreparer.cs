@@ -12,7 +12,16 @@ namespace Serverless.Model.Data;
 /// <param name="TrainBytes">UTF-8 bytes of the training text (for bits per byte).</param>
 /// <param name="ValidationBytes">UTF-8 bytes of the validation text.</param>
 public sealed record PreparedDataset(
-    long Documents, long TrainDocuments, long ValidationDocuments, long TrainTokens, long ValidationTokens, long TrainBytes, long ValidationBytes);
+    long Documents, long TrainDocuments, long ValidationDocuments, long TrainTokens, long ValidationTokens, long TrainBytes, long ValidationBytes)
+{
+    /// <summary>
+    /// The bytes bits per byte divides by: the validation text's UTF-8 bytes plus one for each end-of-text the
+    /// evaluation predicts (the separator before every document but the first — the first token is never a target).
+    /// Those targets' nats are in the loss, so they count, as the newline between two documents would. With the byte
+    /// tokenizer every target is then exactly one byte, and bits per byte is the loss in bits.
+    /// </summary>
+    public long ScoredValidationBytes => ValidationBytes + Math.Max(0, ValidationDocuments - 1);
+}
 
 /// <summary>
 /// Validates dataset files, splits their documents and tokenizes them into <c>train.bin</c> and <c>val.bin</c>

@@ -103,11 +103,9 @@ public sealed record Gpt2Config
                 $"{source}: activation_function '{ActivationFunction}' is not supported; use gelu_new, gelu_pytorch_tanh or gelu.");
         }
 
-        if (EosTokenId < 0 || EosTokenId >= VocabSize)
-        {
-            throw new ModelFormatException($"{source}: eos_token_id {EosTokenId} is outside the vocabulary (0..{VocabSize - 1}).");
-        }
-
+        // bos/eos ids outside the vocabulary are accepted, as transformers accepts them (GPT2Config(vocab_size=1000)
+        // keeps 50256, as every tiny test model on the hub does): such an id is simply never produced, so generation
+        // never stops on it and evaluation never scores it.
         if (Tokenizer is not null && Tokenizer is not (Gpt2BpeTokenizer.TokenizerName or ByteTokenizer.TokenizerName))
         {
             throw new ModelFormatException($"{source}: serverless_tokenizer '{Tokenizer}' is unknown; use gpt2 or bytes.");

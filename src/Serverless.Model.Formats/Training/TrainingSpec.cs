@@ -83,8 +83,15 @@ public sealed record TrainingSpec
     /// </summary>
     public string Precision { get; init; } = "auto";
 
-    /// <summary>Seeds initialization, batches, dropout and the split. <value>1337</value>.</summary>
+    /// <summary>Seeds initialization, batches, dropout and samples (not the split: see <see cref="SplitSeed"/>). <value>1337</value>.</summary>
     public long Seed { get; init; } = 1337;
+
+    /// <summary>
+    /// Seeds the document split, on its own: two jobs on the same data with different <see cref="Seed"/>s have the same
+    /// splits, so a champion is never scored on documents it trained on and perplexities stay comparable across runs.
+    /// Change it only on purpose (a new split). <value>0</value>.
+    /// </summary>
+    public long SplitSeed { get; init; }
 
     /// <summary>Share of documents held out for validation, in (0, 0.5]. <value>0.1</value>.</summary>
     public double ValidationFraction { get; init; } = 0.1;

@@ -57,7 +57,7 @@ public static class FineTuneJob
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
         using var validation = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.ValidationFile));
         var blockSize = spec.BlockSizeFor(baseModel.Config.NPositions);
-        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, validation, Math.Min(blockSize, m.Config.NPositions), manifest.ValidationBytes);
+        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, validation, Math.Min(blockSize, m.Config.NPositions), manifest.ScoredValidationBytes);
 
         var baseScore = Score(baseModel);
         EvaluationResult? championScore = null;
@@ -116,12 +116,12 @@ public static class FineTuneJob
             {
                 Champion = championScore is null ? null : ModelScore.From(championScore),
             };
-            WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec);
+            WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec, Path.GetFileName(Path.TrimEndingDirectorySeparator(request.BaseModel)));
             return report;
         }
     }
 
-    private static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
+    internal static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
     {
         var manifestPath = Path.Combine(prepared, "manifest.json");
         if (File.Exists(manifestPath))
@@ -135,7 +135,7 @@ public static class FineTuneJob
             throw new ArgumentException("No dataset files were given and no prepared shards exist.", nameof(request));
         }
 
-        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.Seed, spec.ValidationFraction));
+        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction));
         var result = preparer.Prepare(request.Data, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(result, Indented));
         return result;
@@ -207,14 +207,14 @@ public static class FineTuneJob
             result.TrainLoss.Select(p => new double[] { p.Step, p.Loss }).ToList(),
             result.ValidationLoss.Select(p => new double[] { p.Step, p.Loss }).ToList());
 
-    private static void WriteCandidate(string directory, Gpt2Model candidate, FineTuneReport report, TrainingResult candidateResult, TrainingResult? scratchResult, TrainingSpec spec)
+    private static void WriteCandidate(string directory, Gpt2Model candidate, FineTuneReport report, TrainingResult candidateResult, TrainingResult? scratchResult, TrainingSpec spec, string baseModelName)
     {
         var temp = directory + ".tmp-" + Guid.NewGuid().ToString("N");
         Directory.CreateDirectory(temp);
         candidate.SavePretrained(temp);
         if (candidate.HasAdapters)
         {
-            SaveAdapter(Path.Combine(temp, "adapter"), candidate, spec);
+            SaveAdapter(Path.Combine(temp, "adapter"), candidate, spec, baseModelName);
         }
 
         File.WriteAllText(Path.Combine(temp, "metrics.json"), report.ToJson());
@@ -229,10 +229,13 @@ public static class FineTuneJob
     }
 
     /// <summary>
-    /// The adapters alone, in PEFT's layout (<c>adapter_model.safetensors</c> with
-    /// <c>base_model.model.h.{i}.attn.c_attn.lora_A.weight</c>…, and <c>adapter_config.json</c>).
+    /// The adapters alone, in PEFT's layout for <c>GPT2LMHeadModel</c>: <c>adapter_model.safetensors</c> with
+    /// <c>base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight</c> ([r, in]) and <c>…lora_B.weight</c> ([out, r])
+    /// — the names <c>PeftModel.save_pretrained</c> writes (its state-dict keys without the adapter name) — and an
+    /// <c>adapter_config.json</c> that <c>PeftModel.from_pretrained</c> reads (GPT-2's projections are Conv1D:
+    /// <c>fan_in_fan_out</c>). With other names PEFT would load with missing keys and the adapter would do nothing.
     /// </summary>
-    public static void SaveAdapter(string directory, Gpt2Model model, TrainingSpec spec)
+    public static void SaveAdapter(string directory, Gpt2Model model, TrainingSpec spec, string? baseModelName = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(spec);
@@ -241,15 +244,17 @@ public static class FineTuneJob
             .Where(p => p.Projection.HasAdapter)
             .SelectMany(p => new[]
             {
-                ($"base_model.model.{p.Name}.lora_A.weight", (Tensor)p.Projection.LoraA!.detach()),
-                ($"base_model.model.{p.Name}.lora_B.weight", (Tensor)p.Projection.LoraB!.detach()),
+                ($"base_model.model.transformer.{p.Name}.lora_A.weight", (Tensor)p.Projection.LoraA!.detach()),
+                ($"base_model.model.transformer.{p.Name}.lora_B.weight", (Tensor)p.Projection.LoraB!.detach()),
             })
             .ToList();
         SafetensorsFile.Save(Path.Combine(directory, "adapter_model.safetensors"), tensors);
         var config = new JsonObject
         {
+            ["base_model_name_or_path"] = baseModelName,
             ["peft_type"] = "LORA",
             ["task_type"] = "CAUSAL_LM",
+            ["inference_mode"] = true,
             ["r"] = spec.LoraRank,
             ["lora_alpha"] = spec.LoraAlpha,
             ["lora_dropout"] = spec.LoraDropout,

@@ -57,8 +57,8 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         else
         {
             // New position i (absolute past + i) may see keys 0 .. past + i.
-            using var rows = arange(t).unsqueeze(1) + past;
-            using var cols = arange(past + t).unsqueeze(0);
+            using var rows = arange(past, past + t, device: q.device).unsqueeze(1);
+            using var cols = arange(past + t, device: q.device).unsqueeze(0);
             using var mask = cols <= rows;                                              // (T, past + T)
             y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);
         }

@@ -44,10 +44,16 @@ public static class ModelDirectory
         try
         {
             var plan = PlanLoad(model, header, weightsPath);
-            var tensors = SafetensorsFile.Load(weightsPath, header, plan.Values.Select(p => p.FileName).ToList());
+            var head = new[] { LmHead, Prefix + LmHead }.FirstOrDefault(header.Tensors.ContainsKey);
+            var tensors = SafetensorsFile.Load(weightsPath, header, [.. plan.Values.Select(p => p.FileName), .. head is null ? [] : new[] { head }]);
             try
             {
                 using var noGrad = no_grad();
+                if (head is not null)
+                {
+                    CheckTiedHead(tensors[head], tensors[plan["wte.weight"].FileName], weightsPath);
+                }
+
                 foreach (var (name, parameter) in model.named_parameters())
                 {
                     var (fileName, transpose) = plan[name];
@@ -95,6 +101,32 @@ public static class ModelDirectory
         name.EndsWith(".weight", StringComparison.Ordinal)
         && (name.Contains(".attn.c_attn.", StringComparison.Ordinal) || name.Contains(".attn.c_proj.", StringComparison.Ordinal)
             || name.Contains(".mlp.c_fc.", StringComparison.Ordinal) || name.Contains(".mlp.c_proj.", StringComparison.Ordinal));
+
+    private const string LmHead = "lm_head.weight";
+
+    /// <summary>
+    /// GPT-2 ties its output head to the token embeddings, and so does this model. A checkpoint that carries
+    /// <c>lm_head.weight</c> is loaded only when that head is the embeddings (as every tied GPT-2 export is); a
+    /// different head would be silently replaced by <c>wte</c>, so it is refused, saying so.
+    /// </summary>
+    private static void CheckTiedHead(Tensor head, Tensor wte, string path)
+    {
+        if (!head.shape.SequenceEqual(wte.shape))
+        {
+            throw new ModelFormatException($"{path}: lm_head.weight has shape [{string.Join(", ", head.shape)}], wte.weight [{string.Join(", ", wte.shape)}]: " +
+                "an untied output head is not supported (GPT-2 ties lm_head to wte).");
+        }
+
+        using var a = head.to(ScalarType.Float32);
+        using var b = wte.to(ScalarType.Float32);
+        using var difference = (a - b).abs().max();
+        var largest = difference.item<float>();
+        if (largest > 0)
+        {
+            throw new ModelFormatException($"{path}: lm_head.weight differs from wte.weight (largest difference {largest:G4}): this checkpoint has an " +
+                "untied output head, which is not supported (GPT-2 ties lm_head to wte); loading it would silently use wte instead.");
+        }
+    }
 
     /// <summary>Buffers and tied heads that GPT-2 checkpoints may carry and that we rebuild or tie ourselves.</summary>
     private static bool IsIgnorable(string name) =>

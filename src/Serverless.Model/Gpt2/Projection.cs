@@ -72,8 +72,11 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
         var bound = 1.0 / Math.Sqrt(inFeatures);
         using (no_grad())
         {
-            _loraA = new Parameter(empty(rank, inFeatures).uniform_(-bound, bound, generator));
-            _loraB = new Parameter(zeros(outFeatures, rank));
+            // On the weight's device: a model moved to CUDA before the adapters are added must not get CPU adapters.
+            // The initial values are drawn on the CPU (where the generator lives), so every device gets the same adapter.
+            using var initial = empty(rank, inFeatures).uniform_(-bound, bound, generator);
+            _loraA = new Parameter(initial.to(_weight.device));
+            _loraB = new Parameter(zeros(outFeatures, rank, device: _weight.device));
         }
 
         _loraScale = alpha / rank;

@@ -57,7 +57,7 @@ public static class Pretraining
         var manifestPath = Path.Combine(prepared, "manifest.json");
         var manifest = File.Exists(manifestPath)
             ? JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(manifestPath))!
-            : new DatasetPreparer(new DatasetReader(), tok, new DocumentSplit(spec.Seed, spec.ValidationFraction)).Prepare(corpus, prepared);
+            : new DatasetPreparer(new DatasetReader(), tok, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction)).Prepare(corpus, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest));
 
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
@@ -71,7 +71,7 @@ public static class Pretraining
             Cancellation = cancellation,
         });
 
-        var score = Evaluator.Evaluate(model, validation, spec.BlockSizeFor(config.NPositions), manifest.ValidationBytes);
+        var score = Evaluator.Evaluate(model, validation, spec.BlockSizeFor(config.NPositions), manifest.ScoredValidationBytes);
         var temp = outputDirectory.TrimEnd('/', '\\') + ".tmp-" + Guid.NewGuid().ToString("N");
         model.SavePretrained(temp);
         var summary = new PretrainingResult(size, model.ParameterCount(), result.StepsRun, manifest.TrainTokens, score, result.TokensPerSecond);

@@ -142,7 +142,7 @@ public sealed class FineTuneRequestedHandler(
             }
 
             var preparer = new DatasetPreparer(new DatasetReader(), TokenizerRegistry.Get(ModelResolver.TokenizerOf(baseModel)),
-                new DocumentSplit(spec.Training.Seed, spec.Training.ValidationFraction));
+                new DocumentSplit(spec.Training.SplitSeed, spec.Training.ValidationFraction));
             PreparedDataset prepared;
             try
             {

@@ -93,6 +93,33 @@ public class ModelDirectoryTests
     }
 
     [Fact]
+    public void Load_AnUntiedHead_IsRefused_NotSilentlyReplacedByTheEmbeddings()
+    {
+        using var dir = new TempDirectory();
+        using var model = TinyModels.Create(seed: 5);
+        TinyModels.Config.Save(dir.File("config.json"));
+        var tensors = HubStyleTensors(model, ScalarType.Float32, "transformer.");
+        tensors.Add(("lm_head.weight", model.TokenEmbedding.weight!.detach().clone().add_(0.01)));
+        SafetensorsFile.Save(dir.File("model.safetensors"), tensors);
+
+        var error = Should.Throw<ModelFormatException>(() => Gpt2Model.FromPretrained(dir.Path));
+        error.Message.ShouldContain("lm_head.weight differs from wte.weight");
+        error.Message.ShouldContain("untied");
+    }
+
+    [Fact]
+    public void Load_HubConfigWhoseEndOfTextIdIsOutsideTheVocabulary_IsAccepted_AsTransformersAcceptsIt()
+    {
+        using var dir = new TempDirectory();
+        var config = dir.Write("config.json", """{"vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 1, "n_head": 4, "bos_token_id": 50256, "eos_token_id": 50256, "serverless_tokenizer": "bytes"}""");
+        var loaded = Gpt2Config.Load(config);
+        loaded.EosTokenId.ShouldBe(50256);
+        using var model = new Gpt2Model(loaded, seed: 1);
+        var generated = Serverless.Model.Generation.TextGenerator.Generate(model, [65], new Serverless.Model.Generation.GenerationOptions { MaxNewTokens = 5, Temperature = 0 });
+        generated.Count.ShouldBe(5, "an end-of-text id the model can never produce never stops generation early");
+    }
+
+    [Fact]
     public void Load_MissingTensor_NamesItAndItsShape()
     {
         using var dir = new TempDirectory();

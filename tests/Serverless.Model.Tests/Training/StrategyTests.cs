@@ -1,3 +1,4 @@
+using TorchSharp;
 using Serverless.Model.Data;
 using Serverless.Model.FineTuning;
 using Serverless.Model.Gpt2;
@@ -74,20 +75,44 @@ public class StrategyTests
     }
 
     [Fact]
+    public void Lora_AdaptersAreCreatedOnTheModelsDevice()
+    {
+        // The meta device stands in for CUDA: a tensor created without the model's device would land on the CPU.
+        // (libtorch cannot run a forward pass on meta tensors, so the attention mask's device is not checked here.)
+        using var model = new Gpt2Model(TrainingFixtures.Config, seed: 1);
+        var meta = new TorchSharp.torch.Device(TorchSharp.DeviceType.META);
+        model.to(meta);
+        StrategySetup.Apply(model, new TrainingSpec { Strategy = Strategies.Lora, LoraRank = 4 });
+
+        model.parameters().ShouldAllBe(p => p.device_type == TorchSharp.DeviceType.META);
+        model.buffers().ShouldAllBe(b => b.device_type == TorchSharp.DeviceType.META);
+    }
+
+    [Fact]
     public void Lora_AdapterExport_IsSmallAndPeftShaped()
     {
         using var dir = new TempDirectory();
         using var model = new Gpt2Model(TrainingFixtures.Config, seed: 1);
         var spec = new TrainingSpec { Strategy = Strategies.Lora, LoraRank = 4 };
         StrategySetup.Apply(model, spec);
-        FineTuneJob.SaveAdapter(dir.Path, model, spec);
+        FineTuneJob.SaveAdapter(dir.Path, model, spec, "tiny-base");
 
+        // PeftModel.save_pretrained on GPT2LMHeadModel writes its state-dict keys without the adapter name:
+        // base_model.model.transformer.h.{i}.{attn|mlp}.{module}.lora_{A|B}.weight, A as [r, in] and B as [out, r].
         var header = SafetensorsHeader.Read(Path.Combine(dir.Path, "adapter_model.safetensors"));
         header.Tensors.Count.ShouldBe(16);
-        header.Tensors["base_model.model.h.0.attn.c_attn.lora_A.weight"].Shape.ShouldBe([4L, 64L]);
-        header.Tensors["base_model.model.h.0.attn.c_attn.lora_B.weight"].Shape.ShouldBe([192L, 4L]);
-        header.Tensors["base_model.model.h.1.mlp.c_fc.lora_B.weight"].Shape.ShouldBe([256L, 4L]);
-        File.ReadAllText(Path.Combine(dir.Path, "adapter_config.json")).ShouldContain("\"peft_type\": \"LORA\"");
+        header.Tensors.Keys.ShouldAllBe(k => k.StartsWith("base_model.model.transformer.h.", StringComparison.Ordinal));
+        header.Tensors["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"].Shape.ShouldBe([4L, 64L]);
+        header.Tensors["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"].Shape.ShouldBe([192L, 4L]);
+        header.Tensors["base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight"].Shape.ShouldBe([256L, 4L]);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "adapter_config.json")))!;
+        config["peft_type"]!.GetValue<string>().ShouldBe("LORA");
+        config["task_type"]!.GetValue<string>().ShouldBe("CAUSAL_LM");
+        config["r"]!.GetValue<int>().ShouldBe(4);
+        config["fan_in_fan_out"]!.GetValue<bool>().ShouldBeTrue("GPT-2's projections are Conv1D");
+        config["target_modules"]!.AsArray().Select(m => m!.GetValue<string>()).ShouldBe(["c_attn", "c_proj", "c_fc"], ignoreOrder: true);
+        config.AsObject().ContainsKey("base_model_name_or_path").ShouldBeTrue();
+        config.AsObject().ContainsKey("lora_alpha").ShouldBeTrue();
     }
 
     [Fact]
