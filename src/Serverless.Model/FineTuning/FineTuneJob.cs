@@ -86,14 +86,17 @@ public static class FineTuneJob
 
             TrainingResult? scratchResult = null;
             EvaluationResult? scratchScore = null;
-            long scratchTrainable = 0;
+            long scratchTrainable = 0, scratchParameterCount = 0;
             if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
             {
                 var scratchSpec = spec with { Strategy = Strategies.Scratch };
-                using var scratch = new Gpt2Model(baseModel.Config, spec.Seed);
+                // The candidate's own architecture, untrained: for distill that is the student (the same model without
+                // the teacher is the honest comparison), for the other strategies the base's.
+                using var scratch = new Gpt2Model(candidate.Config, spec.Seed);
                 scratch.to(device);
                 var scratchParameters = StrategySetup.Apply(scratch, scratchSpec);
                 scratchTrainable = scratchParameters.Sum(p => p.Parameter.numel());
+                scratchParameterCount = scratch.ParameterCount();
                 scratchResult = TrainingLoop.Train(scratch, scratchParameters, scratchSpec, train, validation, new TrainingOptions
                 {
                     CheckpointDirectory = Path.Combine(output, "checkpoints", "scratch"),
@@ -111,7 +114,7 @@ public static class FineTuneJob
                 1 - candidateScore.Perplexity / baseScore.Perplexity,
                 scratchScore is null ? null : 1 - candidateScore.Perplexity / scratchScore.Perplexity,
                 Summary(spec.Strategy, candidate, trainable.Sum(p => p.Parameter.numel()), candidateResult),
-                scratchResult is null ? null : Summary(Strategies.Scratch, candidate, scratchTrainable, scratchResult, baseModel.ParameterCount()),
+                scratchResult is null ? null : Summary(Strategies.Scratch, candidate, scratchTrainable, scratchResult, scratchParameterCount),
                 samples, spec)
             {
                 Champion = championScore is null ? null : ModelScore.From(championScore),

@@ -36,6 +36,15 @@ public class FineTuneJobTests(TransferFixture fixture, ITestOutputHelper output)
     }
 
     [Fact]
+    public void Run_Distill_TheScratchBaselineIsTheStudentsArchitecture()
+    {
+        var spec = Budget with { Strategy = Strategies.Distill, StudentLayers = 1, Steps = 6, EvalEvery = 3, CheckpointEvery = 6, SampleTokens = 0 };
+        var report = FineTuneJob.Run(new FineTuneRequest(fixture.BaseModel, [fixture.TargetData], fixture.NewOutput("distill-baseline"), spec));
+
+        report.ScratchTraining!.Parameters.ShouldBe(report.CandidateTraining.Parameters, "the same student trained without the teacher is the honest comparison");
+    }
+
+    [Fact]
     public void Run_WritesTheCandidateDirectory()
     {
         var output = fixture.NewOutput("layout");
