@@ -7,7 +7,7 @@ namespace Serverless.Model.Training;
 /// <summary>The scalar part of a checkpoint (<c>state.json</c>).</summary>
 internal sealed record CheckpointState(
     int Step, double BestValidationLoss, int BestStep, int EvaluationsWithoutImprovement,
-    List<LossPoint> TrainLoss, List<LossPoint> ValidationLoss, long Seed, TrainingSpec Spec);
+    List<LossPoint> TrainLoss, List<LossPoint> ValidationLoss, long Seed, TrainingSpec Spec, bool StoppedEarly = false);
 
 /// <summary>
 /// A resumable checkpoint: a directory <c>latest/</c> with the weights (<c>model.safetensors</c>), the optimizer's

@@ -52,6 +52,7 @@ public static class TrainingLoop
         {
             if (Checkpoint.Find(options.CheckpointDirectory) is { } checkpoint)
             {
+                RefuseChangedSpec(checkpoint, Checkpoint.ReadState(checkpoint).Spec, spec);
                 state = Resume(checkpoint, model, trainable, optimizer, best);
                 resumedFrom = state.Step;
             }
@@ -65,9 +66,9 @@ public static class TrainingLoop
 
             var clock = Stopwatch.StartNew();
             var tokensPerStep = (long)spec.BatchSize * blockSize * spec.GradAccumulation;
-            var stoppedEarly = false;
+            var stoppedEarly = state.StoppedEarly;   // a run that stopped early stays stopped when restarted
             var startStep = state.Step;
-            for (var step = state.Step; step < spec.Steps; step++)
+            for (var step = state.Step; step < spec.Steps && !stoppedEarly; step++)
             {
                 if (options.Cancellation.IsCancellationRequested)
                 {
@@ -94,6 +95,7 @@ public static class TrainingLoop
                     {
                         state = state with { EvaluationsWithoutImprovement = state.EvaluationsWithoutImprovement + 1 };
                         stoppedEarly = spec.EarlyStoppingPatience > 0 && state.EvaluationsWithoutImprovement >= spec.EarlyStoppingPatience;
+                        state = state with { StoppedEarly = stoppedEarly };
                     }
                 }
 
@@ -206,6 +208,25 @@ public static class TrainingLoop
         }
 
         return state;
+    }
+
+    /// <summary>
+    /// A checkpoint continues only the run it was written for: resuming it under another spec (a different learning
+    /// rate, more steps and so another schedule, another strategy) would silently mix two runs.
+    /// </summary>
+    private static void RefuseChangedSpec(string checkpoint, TrainingSpec saved, TrainingSpec current)
+    {
+        var before = System.Text.Json.JsonSerializer.SerializeToNode(saved, TrainingSpec.JsonOptions)!.AsObject();
+        var now = System.Text.Json.JsonSerializer.SerializeToNode(current, TrainingSpec.JsonOptions)!.AsObject();
+        var changed = before.Select(p => p.Key).Union(now.Select(p => p.Key)).Order(StringComparer.Ordinal)
+            .Where(key => !System.Text.Json.Nodes.JsonNode.DeepEquals(before[key], now[key]))
+            .Select(key => $"{key}: {before[key]?.ToJsonString() ?? "unset"} → {now[key]?.ToJsonString() ?? "unset"}")
+            .ToList();
+        if (changed.Count > 0)
+        {
+            throw new SpecException("spec", [.. changed.Select(c => $"{c} (the checkpoint in {checkpoint} was written with the other value; " +
+                "resume with the spec it was written with, or use a new output directory to start over)")]);
+        }
     }
 
     private static void SaveCheckpoint(TrainingOptions options, CheckpointState state, Gpt2Model model, AdamW optimizer, List<(string Name, Tensor Tensor)> best)

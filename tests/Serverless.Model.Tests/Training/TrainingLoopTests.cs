@@ -74,13 +74,43 @@ public class TrainingLoopTests
     {
         using var dir = new TempDirectory();
         using var model = new Gpt2Model(TrainingFixtures.Config, seed: 3);
-        Run(model, TrainingFixtures.QuickSpec with { Steps = 5, CheckpointEvery = 5 }, dir.Path);
+        Run(model, TrainingFixtures.QuickSpec with { Steps = 8, CheckpointEvery = 5 }, dir.Path);
         Directory.Move(Path.Combine(dir.Path, "latest"), Path.Combine(dir.Path, "latest.previous"));  // as if killed between the two renames
         Directory.CreateDirectory(Path.Combine(dir.Path, "latest.tmp-half-written"));
 
         Checkpoint.Find(dir.Path).ShouldBe(Path.Combine(dir.Path, "latest.previous"));
         using var again = new Gpt2Model(TrainingFixtures.Config, seed: 3);
         Run(again, TrainingFixtures.QuickSpec with { Steps = 8, CheckpointEvery = 5 }, dir.Path).ResumedFromStep.ShouldBe(5);
+    }
+
+    [Fact]
+    public void Train_ResumedUnderAnotherSpec_IsRefused_NamingWhatChanged()
+    {
+        using var dir = new TempDirectory();
+        using var model = new Gpt2Model(TrainingFixtures.Config, seed: 3);
+        Run(model, TrainingFixtures.QuickSpec with { Steps = 5, CheckpointEvery = 5 }, dir.Path);
+
+        using var again = new Gpt2Model(TrainingFixtures.Config, seed: 3);
+        var error = Should.Throw<SpecException>(() => Run(again, TrainingFixtures.QuickSpec with { Steps = 5, CheckpointEvery = 5, LearningRate = 1e-3 }, dir.Path));
+        error.Message.ShouldContain("learningRate: 0.003 → 0.001");
+        error.Message.ShouldContain("new output directory");
+    }
+
+    [Fact]
+    public void Train_StoppedEarly_StaysStoppedWhenRestarted()
+    {
+        using var dir = new TempDirectory();
+        var spec = TrainingFixtures.QuickSpec with { Steps = 60, LearningRate = 1, WarmupSteps = 0, GradClip = 0, EvalEvery = 2, EarlyStoppingPatience = 2 };
+        using var model = new Gpt2Model(TrainingFixtures.Config, seed: 1);
+        var first = Run(model, spec, dir.Path);
+        first.StoppedEarly.ShouldBeTrue();
+
+        using var again = new Gpt2Model(TrainingFixtures.Config, seed: 1);
+        var second = Run(again, spec, dir.Path);
+
+        second.StoppedEarly.ShouldBeTrue("the stop is remembered in the checkpoint");
+        second.StepsRun.ShouldBe(first.StepsRun, "nothing more was trained");
+        second.TrainLoss.Count.ShouldBe(first.TrainLoss.Count);
     }
 
     [Fact]
