@@ -92,7 +92,6 @@ table("datasets/generated.tsv", [
     ("single-line-100mb.txt", "longer than"),
     ("tiny-lines-1e6.jsonl", "and 999900 more errors"),
     ("single-line-100mb.jsonl", "longer than"),
-    ("long-paragraph.txt", "separate documents with a blank line"),
     ("long-line.jsonl", "longer than"),
     ("long-document.txt", "longer than"),
 ])

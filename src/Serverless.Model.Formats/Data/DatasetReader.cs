@@ -20,14 +20,17 @@ public sealed class DatasetReader
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Creates a reader.</summary>
-    /// <param name="maxDocumentBytes">The longest document accepted, in UTF-8 bytes. <value>1 MiB</value>.</param>
+    /// <param name="maxDocumentBytes">
+    /// The longest line, in UTF-8 bytes, and so the longest JSONL record; a <c>.txt</c> document longer than this is cut
+    /// into pieces of at most this size at line boundaries, as nanoGPT and <c>run_clm</c> cut long texts. <value>1 MiB</value>.
+    /// </param>
     public DatasetReader(int maxDocumentBytes = 1 << 20)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxDocumentBytes, 16);
         MaxDocumentBytes = maxDocumentBytes;
     }
 
-    /// <summary>The longest document accepted, in UTF-8 bytes.</summary>
+    /// <summary>The longest line (and JSONL record), and the size of the pieces a long text document is cut into, in UTF-8 bytes.</summary>
     public int MaxDocumentBytes { get; }
 
     /// <summary>
@@ -80,7 +83,9 @@ public sealed class DatasetReader
             var line = reader.LineNumber;
             if (tooLong)
             {
-                errors.Add(new DatasetError(name, line, null, $"the line is longer than {MaxDocumentBytes} bytes, the longest document accepted."));
+                errors.Add(new DatasetError(name, line, null, name.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)
+                    ? $"the line is longer than {MaxDocumentBytes} bytes, the longest JSONL record accepted; split the record into several."
+                    : $"the line is longer than {MaxDocumentBytes} bytes, the longest line accepted (a text document may be any length); break the line into shorter ones."));
                 continue;
             }
 
@@ -132,12 +137,16 @@ public sealed class DatasetReader
         return null;
     }
 
+    /// <summary>
+    /// Documents separated by blank lines. One longer than <see cref="MaxDocumentBytes"/> (a book with no blank lines,
+    /// a corpus of one sentence per line) is streamed and cut at line boundaries into pieces of at most that size, each
+    /// its own document: memory stays bounded, and nothing is refused for its length.
+    /// </summary>
     private IEnumerable<DatasetDocument> ReadText(string path, string name, DatasetErrors errors)
     {
         var document = new StringBuilder();
         var documentBytes = 0L;
         var startLine = 0L;
-        var oversized = false;
         foreach (var (line, text) in ReadLines(path, name, errors))
         {
             if (string.IsNullOrWhiteSpace(text))
@@ -150,25 +159,18 @@ public sealed class DatasetReader
                 continue;
             }
 
-            if (document.Length == 0 && !oversized)
+            var lineBytes = Encoding.UTF8.GetByteCount(text) + 1;
+            if (documentBytes + lineBytes > MaxDocumentBytes && Finish() is { } piece)
+            {
+                yield return piece;
+            }
+
+            if (document.Length == 0)
             {
                 startLine = line;
             }
 
-            documentBytes += Encoding.UTF8.GetByteCount(text) + 1;
-            if (documentBytes > MaxDocumentBytes)
-            {
-                if (!oversized)
-                {
-                    errors.Add(new DatasetError(name, startLine, null,
-                        $"the document starting here is longer than {MaxDocumentBytes} bytes; separate documents with a blank line."));
-                }
-
-                oversized = true;
-                document.Clear();
-                continue;
-            }
-
+            documentBytes += lineBytes;
             document.Append(text).Append('\n');
         }
 
@@ -179,10 +181,9 @@ public sealed class DatasetReader
 
         DatasetDocument? Finish()
         {
-            DatasetDocument? result = document.Length > 0 && !oversized ? new DatasetDocument(document.ToString(), name, startLine) : null;
+            DatasetDocument? result = document.Length > 0 ? new DatasetDocument(document.ToString(), name, startLine) : null;
             document.Clear();
             documentBytes = 0;
-            oversized = false;
             return result;
         }
     }

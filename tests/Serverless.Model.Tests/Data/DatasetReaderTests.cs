@@ -129,18 +129,33 @@ public class DatasetReaderTests
         using var dir = new TempDirectory();
         var longLine = new string('x', 5000);
         var (documents, errors) = Read(dir, "l.jsonl", Encoding.UTF8.GetBytes($"{{\"text\": \"{longLine}\"}}\n{{\"text\": \"ok\"}}\n"), maxDocumentBytes: 1024);
-        errors.Items.Single().ToString().ShouldBe("l.jsonl:1: the line is longer than 1024 bytes, the longest document accepted.");
+        errors.Items.Single().ToString().ShouldBe("l.jsonl:1: the line is longer than 1024 bytes, the longest JSONL record accepted; split the record into several.");
         documents.Single().Text.ShouldBe("ok");
     }
 
     [Fact]
-    public void Read_TextDocumentOverLimitAcrossLines_IsAnError()
+    public void Read_TextDocumentOverTheLimit_IsCutIntoPiecesAtLineBoundaries_NothingLost()
+    {
+        // One sentence per line and no blank line: a common corpus shape (the Bible, one verse a line).
+        using var dir = new TempDirectory();
+        var lines = Enumerable.Range(0, 30).Select(i => $"{i:D3} " + new string('y', 96)).ToList();   // 100 bytes + newline each
+        var text = string.Join("\n", lines) + "\n\nshort";
+        var (documents, errors) = Read(dir, "t.txt", Encoding.UTF8.GetBytes(text), maxDocumentBytes: 1024);
+
+        errors.Any.ShouldBeFalse();
+        documents.Count.ShouldBe(4, "30 lines of 101 bytes in pieces of at most 1024 bytes (10 lines each), then the short document");
+        documents.Take(3).ShouldAllBe(d => Encoding.UTF8.GetByteCount(d.Text) <= 1024);
+        string.Concat(documents.Take(3).Select(d => d.Text)).ShouldBe(string.Join("", lines.Select(l => l + "\n")), "the pieces are the document, in order, nothing dropped");
+        documents.Select(d => d.Line).ShouldBe([1L, 11L, 21L, 32L]);
+        documents[^1].Text.ShouldBe("short\n");
+    }
+
+    [Fact]
+    public void Read_TextLineOverTheLimit_SaysWhatToDo()
     {
         using var dir = new TempDirectory();
-        var text = string.Join("\n", Enumerable.Repeat(new string('y', 100), 30)) + "\n\nshort";
-        var (documents, errors) = Read(dir, "t.txt", Encoding.UTF8.GetBytes(text), maxDocumentBytes: 1024);
-        errors.Items.Single().ToString().ShouldContain("t.txt:1: the document starting here is longer than 1024 bytes");
-        documents.Single().Text.ShouldBe("short\n");
+        var (_, errors) = Read(dir, "t.txt", Encoding.UTF8.GetBytes(new string('w', 2000) + "\nfine\n"), maxDocumentBytes: 1024);
+        errors.Items.Single().ToString().ShouldBe("t.txt:1: the line is longer than 1024 bytes, the longest line accepted (a text document may be any length); break the line into shorter ones.");
     }
 
     [Fact]

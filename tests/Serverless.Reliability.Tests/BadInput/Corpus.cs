@@ -36,13 +36,6 @@ internal static class Corpus
                 }
 
                 break;
-            case "long-paragraph.txt":
-                for (var i = 0; i < 40_000; i++)
-                {
-                    file.Write($"line {i} of one paragraph without a blank line\n");
-                }
-
-                break;
             case "long-line.jsonl":
                 file.Write("{\"text\": \"" + new string('z', 2 << 20) + "\"}\n");
                 break;
