@@ -142,6 +142,9 @@ public static class TrainingLoop
         double total = 0;
         for (var micro = 0; micro < spec.GradAccumulation; micro++)
         {
+            // One scope per micro-batch: its activations, logits and (for distill) the teacher's are freed before the
+            // next one, so memory does not grow with gradAccumulation. The gradients live on in the parameters.
+            using var microScope = NewDisposeScope();
             var (cpuInput, cpuTarget) = sampler.Batch(step, micro);
             var (input, target) = (model.OnDevice(cpuInput), model.OnDevice(cpuTarget));
             var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
