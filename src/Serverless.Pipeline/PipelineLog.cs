@@ -17,8 +17,8 @@ internal static partial class PipelineLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} for {Model} rejected: {Reason}")]
     public static partial void JobRejectedInput(this ILogger logger, string jobId, string model, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} for {Model} prepared: {TrainTokens} training and {ValidationTokens} validation tokens")]
-    public static partial void JobPrepared(this ILogger logger, string jobId, string model, long trainTokens, long validationTokens);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} for {Model} prepared: {TrainTokens} training, {ValidationTokens} validation and {TestTokens} test tokens")]
+    public static partial void JobPrepared(this ILogger logger, string jobId, string model, long trainTokens, long validationTokens, long testTokens);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} dispatched as {Execution} (attempt {Attempt})")]
     public static partial void JobDispatched(this ILogger logger, string jobId, string execution, int attempt);

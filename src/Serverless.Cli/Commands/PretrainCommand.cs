@@ -39,6 +39,6 @@ internal static class PretrainCommand
     public static TrainingSpec DefaultSpec { get; } = new()
     {
         Strategy = Strategies.Scratch, Steps = 500, BatchSize = 16, LearningRate = 2e-3, WarmupSteps = 30, EvalEvery = 250,
-        CheckpointEvery = 250, EarlyStoppingPatience = 0, ValidationFraction = 0.02, WeightDecay = 0.1,
+        CheckpointEvery = 250, EarlyStoppingPatience = 0, ValidationFraction = 0.02, TestFraction = 0.02, WeightDecay = 0.1,
     };
 }

@@ -52,8 +52,9 @@ public sealed record Sample(
 
 /// <summary>
 /// The evaluation report of a job, written as <c>metrics.json</c> (this record, schema <c>serverless.metrics/v1</c>)
-/// and <c>report.md</c>. Scores are on the job's validation split; <c>scratch</c> is null when
-/// <c>compareWithScratch</c> is off.
+/// and <c>report.md</c>. Scores are on the job's test split (<see cref="ScoresSplit"/>), which neither training nor
+/// early stopping saw; the training histories' validation losses are on the validation split
+/// (<see cref="EarlyStoppingSplit"/>). <c>scratch</c> is null when <c>compareWithScratch</c> is off.
 /// </summary>
 public sealed record FineTuneReport(
     [property: JsonPropertyName("schema")] string Schema,
@@ -71,6 +72,18 @@ public sealed record FineTuneReport(
     [property: JsonPropertyName("samples")] IReadOnlyList<Sample> Samples,
     [property: JsonPropertyName("spec")] TrainingSpec Spec)
 {
+    /// <summary>Tokens in the test split, the one every score here is computed on.</summary>
+    [JsonPropertyName("test_tokens")]
+    public long TestTokens { get; init; }
+
+    /// <summary>The split the scores (base, champion, candidate, scratch, improvements) come from: <c>test</c>. Null in reports written before there were three splits.</summary>
+    [JsonPropertyName("scores_split")]
+    public string? ScoresSplit { get; init; }
+
+    /// <summary>The split early stopping and the best weights were chosen on (the training histories' validation losses): <c>validation</c>.</summary>
+    [JsonPropertyName("early_stopping_split")]
+    public string? EarlyStoppingSplit { get; init; }
+
     /// <summary>The registry's champion at training time, scored on the same split; null when there was none.</summary>
     [JsonPropertyName("champion")]
     public ModelScore? Champion { get; init; }
@@ -92,7 +105,10 @@ public sealed record FineTuneReport(
     {
         var md = new StringBuilder();
         md.AppendLine($"# Fine-tuning report ({Strategy})").AppendLine();
-        md.AppendLine($"Validation split: {ValidationTokens:N0} tokens ({Tokenizer} tokenizer); training split: {TrainTokens:N0} tokens.").AppendLine();
+        md.AppendLine(ScoresSplit is null
+            ? $"Validation split: {ValidationTokens:N0} tokens ({Tokenizer} tokenizer); training split: {TrainTokens:N0} tokens."
+            : $"Scores on the {ScoresSplit} split: {TestTokens:N0} tokens ({Tokenizer} tokenizer), held out from training and early stopping; " +
+              $"{EarlyStoppingSplit} split (early stopping, best weights): {ValidationTokens:N0} tokens; training split: {TrainTokens:N0} tokens.").AppendLine();
         md.AppendLine("| model | loss (nats/token) | perplexity | bits/byte |");
         md.AppendLine("|---|---:|---:|---:|");
         Row("base (zero-shot)", Base);

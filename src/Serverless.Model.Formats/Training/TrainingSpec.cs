@@ -93,8 +93,11 @@ public sealed record TrainingSpec
     /// </summary>
     public long SplitSeed { get; init; }
 
-    /// <summary>Share of documents held out for validation, in (0, 0.5]. <value>0.1</value>.</summary>
+    /// <summary>Share of documents for validation (early stopping and the best weights), in (0, 0.5]. <value>0.1</value>.</summary>
     public double ValidationFraction { get; init; } = 0.1;
+
+    /// <summary>Share of documents for test (every reported score, the gate, the champion comparison), in (0, 0.5]. <value>0.1</value>.</summary>
+    public double TestFraction { get; init; } = 0.1;
 
     /// <summary>Also train the scratch baseline under the same budget and report it. <value>true</value>.</summary>
     public bool CompareWithScratch { get; init; } = true;
@@ -162,6 +165,8 @@ public sealed record TrainingSpec
         Check(EarlyStoppingPatience >= 0, "earlyStoppingPatience", $"is {EarlyStoppingPatience}; it must be 0 (off) or more.");
         Check(CheckpointEvery >= 1, "checkpointEvery", $"is {CheckpointEvery}; it must be 1 or more.");
         Check(Finite(ValidationFraction) && ValidationFraction is > 0 and <= 0.5, "validationFraction", $"is {ValidationFraction}; it must be in (0, 0.5].");
+        Check(Finite(TestFraction) && TestFraction is > 0 and <= 0.5, "testFraction", $"is {TestFraction}; it must be in (0, 0.5].");
+        Check(!(ValidationFraction + TestFraction >= 0.9), "testFraction", $"with validationFraction {ValidationFraction} leaves {1 - ValidationFraction - TestFraction:0.##} of the documents for training; keep at least 0.1.");
         Check(SampleTokens is >= 0 and <= 4096, "sampleTokens", $"is {SampleTokens}; it must be between 0 and 4096.");
         return problems;
     }

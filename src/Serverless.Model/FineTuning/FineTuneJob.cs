@@ -56,8 +56,11 @@ public static class FineTuneJob
 
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
         using var validation = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.ValidationFile));
+        using var test = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TestFile));
         var blockSize = spec.BlockSizeFor(baseModel.Config.NPositions);
-        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, validation, Math.Min(blockSize, m.Config.NPositions), manifest.ScoredValidationBytes);
+
+        // Every reported score is on the test split, which neither training nor early stopping ever saw.
+        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, test, Math.Min(blockSize, m.Config.NPositions), manifest.ScoredTestBytes);
 
         var baseScore = Score(baseModel);
         EvaluationResult? championScore = null;
@@ -118,6 +121,9 @@ public static class FineTuneJob
                 samples, spec)
             {
                 Champion = championScore is null ? null : ModelScore.From(championScore),
+                TestTokens = manifest.TestTokens,
+                ScoresSplit = "test",
+                EarlyStoppingSplit = "validation",
             };
             WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec, Path.GetFileName(Path.TrimEndingDirectorySeparator(request.BaseModel)));
             return report;
@@ -127,7 +133,7 @@ public static class FineTuneJob
     internal static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
     {
         var manifestPath = Path.Combine(prepared, "manifest.json");
-        if (File.Exists(manifestPath))
+        if (File.Exists(manifestPath) && File.Exists(Path.Combine(prepared, DatasetPreparer.TestFile)))
         {
             return JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(manifestPath))
                 ?? throw new InvalidDataException($"{manifestPath} is empty.");
@@ -138,7 +144,7 @@ public static class FineTuneJob
             throw new ArgumentException("No dataset files were given and no prepared shards exist.", nameof(request));
         }
 
-        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction));
+        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction));
         var result = preparer.Prepare(request.Data, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(result, Indented));
         return result;

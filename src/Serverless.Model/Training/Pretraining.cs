@@ -57,7 +57,7 @@ public static class Pretraining
         var manifestPath = Path.Combine(prepared, "manifest.json");
         var manifest = File.Exists(manifestPath)
             ? JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(manifestPath))!
-            : new DatasetPreparer(new DatasetReader(), tok, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction)).Prepare(corpus, prepared);
+            : new DatasetPreparer(new DatasetReader(), tok, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction)).Prepare(corpus, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest));
 
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));

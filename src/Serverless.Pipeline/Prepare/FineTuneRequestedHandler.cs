@@ -142,7 +142,7 @@ public sealed class FineTuneRequestedHandler(
             }
 
             var preparer = new DatasetPreparer(new DatasetReader(), TokenizerRegistry.Get(ModelResolver.TokenizerOf(baseModel)),
-                new DocumentSplit(spec.Training.SplitSeed, spec.Training.ValidationFraction));
+                new DocumentSplit(spec.Training.SplitSeed, spec.Training.ValidationFraction, spec.Training.TestFraction));
             PreparedDataset prepared;
             try
             {
@@ -165,7 +165,7 @@ public sealed class FineTuneRequestedHandler(
 
             await File.WriteAllTextAsync(Path.Combine(work, "shards", "manifest.json"), System.Text.Json.JsonSerializer.Serialize(prepared), cancellationToken);
             await files.UploadDirectoryAsync(Path.Combine(work, "shards"), Containers.Prepared, $"{jobId}/", last: "manifest.json", cancellationToken);
-            logger.JobPrepared(jobId, model, prepared.TrainTokens, prepared.ValidationTokens);
+            logger.JobPrepared(jobId, model, prepared.TrainTokens, prepared.ValidationTokens, prepared.TestTokens);
         }
         finally
         {

@@ -33,8 +33,9 @@ public static class ModelCard
         card.AppendLine("  - task:");
         card.AppendLine("      type: text-generation");
         card.AppendLine("    dataset:");
-        card.AppendLine($"      name: {job.Model} validation split");
+        card.AppendLine($"      name: {job.Model} {report.ScoresSplit ?? "validation"} split");
         card.AppendLine("      type: custom");
+        card.AppendLine($"      split: {report.ScoresSplit ?? "validation"}");
         card.AppendLine("    metrics:");
         void Metric(string name, double? value)
         {

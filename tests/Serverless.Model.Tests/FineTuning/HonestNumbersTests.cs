@@ -32,21 +32,42 @@ public sealed class HonestNumbersTests : IDisposable
 
         File.ReadAllBytes(_dir.File("seed-2/val.bin")).ShouldBe(File.ReadAllBytes(_dir.File("seed-1/val.bin")),
             "two jobs on the same data with different training seeds hold out the same documents");
+        File.ReadAllBytes(_dir.File("seed-2/test.bin")).ShouldBe(File.ReadAllBytes(_dir.File("seed-1/test.bin")));
         File.ReadAllBytes(_dir.File("split-7/val.bin")).ShouldNotBe(File.ReadAllBytes(_dir.File("seed-1/val.bin")),
             "a split seed changed on purpose is a new split");
     }
 
     [Fact]
+    public void Scores_AreOnTheTestSplit_WhichNeitherTrainingNorEarlyStoppingSaw()
+    {
+        using var model = TinyModels.Create();
+        var baseDirectory = _dir.File("base");
+        model.SavePretrained(baseDirectory);
+        var spec = new TrainingSpec { Steps = 4, BatchSize = 2, BlockSize = 16, WarmupSteps = 1, EvalEvery = 2, CheckpointEvery = 4, SampleTokens = 0, CompareWithScratch = false };
+        var report = FineTuneJob.Run(new FineTuneRequest(baseDirectory, [Data()], _dir.File("job"), spec));
+
+        report.ScoresSplit.ShouldBe("test");
+        report.EarlyStoppingSplit.ShouldBe("validation");
+        using var test = TokenShardReader.Open(_dir.File("job/prepared/test.bin"));
+        report.TestTokens.ShouldBe(test.Count);
+        report.Base.Tokens.ShouldBe(test.Count - 1, "every test token but the first is predicted once");
+        var manifest = System.Text.Json.JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(_dir.File("job/prepared/manifest.json")))!;
+        using var validation = TokenShardReader.Open(_dir.File("job/prepared/val.bin"));
+        manifest.ValidationTokens.ShouldBe(validation.Count);
+        test.Count.ShouldNotBe(validation.Count, "different documents");
+    }
+
+    [Fact]
     public void BitsPerByte_CountsEachEndOfTextTargetAsOneByte_SoForBytesItIsTheLossInBits()
     {
-        var manifest = Prepare("bpb", new TrainingSpec { ValidationFraction = 0.5 }, Data());
-        using var validation = TokenShardReader.Open(_dir.File("bpb/val.bin"));
+        var manifest = Prepare("bpb", new TrainingSpec { ValidationFraction = 0.3, TestFraction = 0.3 }, Data());
+        using var validation = TokenShardReader.Open(_dir.File("bpb/test.bin"));
         // Hand count: each document is its bytes preceded by end-of-text; every token but the first is a target.
-        (validation.Count - 1).ShouldBe(manifest.ValidationBytes + manifest.ValidationDocuments - 1);
-        manifest.ScoredValidationBytes.ShouldBe(validation.Count - 1);
+        (validation.Count - 1).ShouldBe(manifest.TestBytes + manifest.TestDocuments - 1);
+        manifest.ScoredTestBytes.ShouldBe(validation.Count - 1);
 
         using var model = TinyModels.Create();
-        var score = Evaluator.Evaluate(model, validation, bytes: manifest.ScoredValidationBytes);
+        var score = Evaluator.Evaluate(model, validation, bytes: manifest.ScoredTestBytes);
 
         score.BitsPerByte!.Value.ShouldBe(score.Loss / Math.Log(2), 1e-9, "with one byte per target, bits per byte is nats per token over ln 2");
         new EvaluationResult(Loss: 2.0, Tokens: 10, Bytes: 8).BitsPerByte!.Value.ShouldBe(20 / (8 * Math.Log(2)), 1e-12);
