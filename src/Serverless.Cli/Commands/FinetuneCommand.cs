@@ -50,7 +50,7 @@ internal static class FinetuneCommand
         var console = Consoles.For(writer);
         var table = new Table().Title(report.ScoresSplit is null
             ? $"Evaluation on the validation split ({report.ValidationTokens:N0} tokens)"
-            : $"Evaluation on the {report.ScoresSplit} split ({report.TestTokens:N0} tokens, never trained or early-stopped on)")
+            : $"Evaluation on the {report.ScoresSplit} split ({report.TestTokens:N0} tokens)")
             .AddColumn("model").AddColumn(new TableColumn("loss").RightAligned()).AddColumn(new TableColumn("perplexity").RightAligned())
             .AddColumn(new TableColumn("bits/byte").RightAligned());
         void Row(string name, ModelScore s) => table.AddRow(name, s.Loss.ToString("F4"), s.Perplexity.ToString("F3"), s.BitsPerByte?.ToString("F4") ?? "–");

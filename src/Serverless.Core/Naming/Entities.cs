@@ -12,7 +12,7 @@ public static class Containers
     /// <summary>Job documents: <c>jobs/{jobId}.json</c>.</summary>
     public const string Jobs = "jobs";
 
-    /// <summary>Token shards: <c>prepared/{jobId}/train.bin</c>, <c>val.bin</c>, <c>manifest.json</c>.</summary>
+    /// <summary>Token shards: <c>prepared/{jobId}/train.bin</c>, <c>val.bin</c>, <c>test.bin</c>, <c>manifest.json</c>.</summary>
     public const string Prepared = "prepared";
 
     /// <summary>Training state and results: <c>checkpoints/{jobId}/…</c>, <c>checkpoints/{jobId}/candidate/…</c>.</summary>
