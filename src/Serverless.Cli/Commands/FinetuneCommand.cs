@@ -64,6 +64,11 @@ internal static class FinetuneCommand
         console.Write(table);
         writer.WriteLine($"Perplexity improvement over base: {report.ImprovementOverBase:P1}" +
             (report.ImprovementOverScratch is { } s ? $", over scratch: {s:P1}" : ""));
+        if (report.Speedup is { } speedup)
+        {
+            writer.WriteLine(speedup.Describe());
+        }
+
         writer.WriteLine($"Candidate, report.md, metrics.json and loss.png: {candidateDirectory}");
     }
 }

@@ -72,6 +72,10 @@ public sealed record FineTuneReport(
     [property: JsonPropertyName("samples")] IReadOnlyList<Sample> Samples,
     [property: JsonPropertyName("spec")] TrainingSpec Spec)
 {
+    /// <summary>How much sooner the candidate reached the scratch baseline's best validation loss; null without a scratch run.</summary>
+    [JsonPropertyName("speedup")]
+    public TrainingSpeedup? Speedup { get; init; }
+
     /// <summary>Tokens in the test split, the one every score here is computed on.</summary>
     [JsonPropertyName("test_tokens")]
     public long TestTokens { get; init; }
@@ -129,6 +133,11 @@ public sealed record FineTuneReport(
         md.AppendLine($"Candidate: {CandidateTraining.TrainableParameters:N0} of {CandidateTraining.Parameters:N0} parameters trained, " +
             $"{CandidateTraining.StepsRun} steps (best at {CandidateTraining.BestStep}{(CandidateTraining.StoppedEarly ? ", stopped early" : "")}), " +
             $"{CandidateTraining.TokensPerSecond:N0} tokens/s.").AppendLine();
+        if (Speedup is not null)
+        {
+            md.AppendLine(Speedup.Describe()).AppendLine();
+        }
+
         if (Samples.Count > 0)
         {
             md.AppendLine("## Samples").AppendLine();

@@ -122,6 +122,8 @@ public static class FineTuneJob
             {
                 Champion = championScore is null ? null : ModelScore.From(championScore),
                 TestTokens = manifest.TestTokens,
+                Speedup = scratchResult is null ? null
+                    : TrainingSpeedup.From(candidateResult.ValidationLoss, candidateResult.TokensPerSecond, scratchResult.ValidationLoss, scratchResult.TokensPerSecond),
                 ScoresSplit = "test",
                 EarlyStoppingSplit = "validation",
             };
