@@ -55,10 +55,49 @@ public static class ModelCard
         card.AppendLine();
         card.AppendLine($"# {job.Model}");
         card.AppendLine();
-        card.AppendLine($"Fine-tuned from `{spec.BaseModel}` with the `{report.Strategy}` strategy by job `{job.JobId}` (trigger: {job.Trigger}).");
-        card.AppendLine("It is a GPT-2 model directory: `GPT2LMHeadModel.from_pretrained` loads it.");
+        card.AppendLine("## Model description").AppendLine();
+        card.AppendLine($"A GPT-2 architecture language model ({report.CandidateTraining.Parameters:N0} parameters, `{report.Tokenizer}` tokenizer), " +
+            $"fine-tuned from `{spec.BaseModel}` with the `{report.Strategy}` strategy by job `{job.JobId}` (trigger: {job.Trigger}). " +
+            "It is a Hugging Face GPT-2 model directory: `GPT2LMHeadModel.from_pretrained` loads it.").AppendLine();
+        card.AppendLine("## Intended uses & limitations").AppendLine();
+        card.AppendLine($"Text generation in the style and domain of the `{job.Model}` dataset below, and as a base for further fine-tuning. " +
+            "It knows only what its base model and this dataset taught it; it has not been evaluated for any task beyond predicting " +
+            "held-out text of the same dataset, and it is not suited to decisions about people.").AppendLine();
+        card.AppendLine("## Training data").AppendLine();
+        card.AppendLine($"{job.Dataset.Count} file(s) from `datasets/{job.Model}/` (snapshot SHA-256 `{job.DatasetHash}`), split by document " +
+            $"(split seed {spec.Training.SplitSeed}) into training ({report.TrainTokens:N0} tokens), validation ({report.ValidationTokens:N0} tokens; " +
+            $"early stopping and the best weights) and test ({report.TestTokens:N0} tokens; every score below):").AppendLine();
+        foreach (var file in job.Dataset)
+        {
+            card.AppendLine($"- `{file.Name}` ({file.Length:N0} bytes, SHA-256 `{file.Sha256}`)");
+        }
+
         card.AppendLine();
+        card.AppendLine("## Training procedure").AppendLine();
+        var t = spec.Training;
+        card.AppendLine("| hyperparameter | value |").AppendLine("|---|---|");
+        foreach (var (name, value) in new (string, object?)[]
+        {
+            ("strategy", t.Strategy), ("steps", t.Steps), ("batch size", t.BatchSize), ("block size", t.BlockSize ?? (object)"model context, at most 256"),
+            ("gradient accumulation", t.GradAccumulation), ("learning rate", t.LearningRate), ("warmup steps", t.WarmupSteps),
+            ("schedule", "linear warmup, cosine decay"), ("optimizer", $"AdamW (β 0.9, 0.95), weight decay {t.WeightDecay}"),
+            ("gradient clipping", t.GradClip), ("precision", t.Precision), ("seed", t.Seed),
+        })
+        {
+            card.AppendLine($"| {name} | {Convert.ToString(value, CultureInfo.InvariantCulture)} |");
+        }
+
+        card.AppendLine();
+        card.AppendLine($"Trained {report.CandidateTraining.StepsRun} steps (best at {report.CandidateTraining.BestStep}" +
+            $"{(report.CandidateTraining.StoppedEarly ? ", stopped early" : "")}), {report.CandidateTraining.TrainableParameters:N0} parameters trained, " +
+            $"{report.CandidateTraining.TokensPerSecond:N0} tokens/s.").AppendLine();
+        card.AppendLine("## Evaluation results").AppendLine();
         card.Append(report.ToMarkdown().Split('\n', 2)[1]);
+        card.AppendLine();
+        card.AppendLine("## Bias, risks and limitations").AppendLine();
+        card.AppendLine("A language model reproduces the associations of the text it was trained on, including stereotypes about groups " +
+            $"of people, and fine-tuning can strengthen those of the `{job.Model}` dataset. Its output can be fluent and wrong. " +
+            "Review samples before use, and measure what matters to your use (for example with minimal pairs that swap one attribute).");
         return card.ToString();
     }
 }

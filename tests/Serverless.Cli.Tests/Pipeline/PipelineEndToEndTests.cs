@@ -35,6 +35,11 @@ public sealed class PipelineEndToEndTests
         card.ShouldStartWith("---\n");
         card.ShouldContain($"base_model: {PipelineHarness.BaseModel}");
         card.ShouldContain("model-index:");
+        card.ShouldContain("      split: test");
+        foreach (var section in new[] { "## Model description", "## Intended uses & limitations", "## Training data", "## Training procedure", "## Evaluation results", "## Bias, risks and limitations" })
+        {
+            card.ShouldContain(section, customMessage: "Hugging Face's model-card sections");
+        }
         var job = (await h.Pipeline.Runtime.Jobs.GetAsync(published.JobId))!.Value.Job;
         job.History.Select(t => t.State).ShouldBe([JobState.Preparing, JobState.Dispatched, JobState.Running, JobState.Completed, JobState.Published]);
 
