@@ -69,6 +69,12 @@ internal static class FinetuneCommand
             writer.WriteLine(speedup.Describe());
         }
 
+        if (report.Bias.Count > 0)
+        {
+            writer.WriteLine("Bias probes, shift of the mean log p(a) − log p(b) from base to candidate (nats; preferences flipped): " +
+                string.Join(", ", report.Bias.Select(b => FormattableString.Invariant($"{b.Group} {b.Shift:+0.000;-0.000;0.000} ({b.FlipShare:P0})"))));
+        }
+
         writer.WriteLine($"Candidate, report.md, metrics.json and loss.png: {candidateDirectory}");
     }
 }

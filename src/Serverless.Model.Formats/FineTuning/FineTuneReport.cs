@@ -72,6 +72,10 @@ public sealed record FineTuneReport(
     [property: JsonPropertyName("samples")] IReadOnlyList<Sample> Samples,
     [property: JsonPropertyName("spec")] TrainingSpec Spec)
 {
+    /// <summary>The bias probes per group (base, candidate, shift, flips); empty when the spec turns them off.</summary>
+    [JsonPropertyName("bias")]
+    public IReadOnlyList<Evaluation.BiasResult> Bias { get; init; } = [];
+
     /// <summary>How much sooner the candidate reached the scratch baseline's best validation loss; null without a scratch run.</summary>
     [JsonPropertyName("speedup")]
     public TrainingSpeedup? Speedup { get; init; }
@@ -136,6 +140,19 @@ public sealed record FineTuneReport(
         if (Speedup is not null)
         {
             md.AppendLine(Speedup.Describe()).AppendLine();
+        }
+
+        if (Bias.Count > 0)
+        {
+            md.AppendLine("Bias probes (minimal pairs; mean log p(a) − log p(b) in nats, base → candidate):").AppendLine();
+            md.AppendLine("| group | pairs | base | candidate | shift | preferences flipped |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (var b in Bias)
+            {
+                md.AppendLine(FormattableString.Invariant($"| {b.Group} | {b.Pairs} | {b.BaseMeanDifference:F3} | {b.CandidateMeanDifference:F3} | {b.Shift:+0.000;-0.000;0.000} | {b.FlipShare:P0} |"));
+            }
+
+            md.AppendLine();
         }
 
         if (Samples.Count > 0)

@@ -99,6 +99,12 @@ public sealed record TrainingSpec
     /// <summary>Share of documents for test (every reported score, the gate, the champion comparison), in (0, 0.5]. <value>0.1</value>.</summary>
     public double TestFraction { get; init; } = 0.1;
 
+    /// <summary>
+    /// Minimal pairs scored with the base model and the candidate (does fine-tuning transfer or amplify a bias?):
+    /// <c>builtin</c> (the shipped set), <c>none</c>, or a JSONL file of <c>{"group", "a", "b"}</c>. <value>builtin</value>.
+    /// </summary>
+    public string BiasProbes { get; init; } = Evaluation.BiasProbes.Builtin;
+
     /// <summary>Also train the scratch baseline under the same budget and report it. <value>true</value>.</summary>
     public bool CompareWithScratch { get; init; } = true;
 

@@ -46,6 +46,7 @@ public static class FineTuneJob
     {
         ArgumentNullException.ThrowIfNull(request);
         var spec = request.Spec.Validate();
+        var probes = BiasProbes.Load(spec.BiasProbes);   // a missing probe file fails now, not after training
         var output = request.OutputDirectory;
         var device = request.Device ?? CPU;
         using var baseModel = Gpt2Model.FromPretrained(request.BaseModel);
@@ -122,6 +123,7 @@ public static class FineTuneJob
             {
                 Champion = championScore is null ? null : ModelScore.From(championScore),
                 TestTokens = manifest.TestTokens,
+                Bias = BiasEvaluator.Measure(baseModel, candidate, tokenizer, probes),
                 Speedup = scratchResult is null ? null
                     : TrainingSpeedup.From(candidateResult.ValidationLoss, candidateResult.TokensPerSecond, scratchResult.ValidationLoss, scratchResult.TokensPerSecond),
                 ScoresSplit = "test",

@@ -51,17 +51,7 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
             ["champion"] = report.Champion?.Perplexity,
         };
 
-        var reasons = new List<string>();
-        var required = report.Base.Perplexity * (1 - spec.Gate.MinImprovementOverBase);
-        if (report.Candidate.Perplexity > required)
-        {
-            reasons.Add($"candidate perplexity {report.Candidate.Perplexity:F3} is not at or below {required:F3} (base {report.Base.Perplexity:F3} improved by minImprovementOverBase {spec.Gate.MinImprovementOverBase:P1})");
-        }
-
-        if (spec.Gate.MustBeatChampion && report.Champion is { } champion && report.Candidate.Perplexity >= champion.Perplexity)
-        {
-            reasons.Add($"candidate perplexity {report.Candidate.Perplexity:F3} does not beat the champion's {champion.Perplexity:F3}");
-        }
+        var reasons = PublishGate.Reasons(spec.Gate, report);
 
         var now = bus.Clock.GetUtcNow();
         await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Running

@@ -11,7 +11,11 @@ namespace Serverless.Pipeline.Specs;
 /// <summary>When a candidate may be published.</summary>
 /// <param name="MinImprovementOverBase">Required relative perplexity improvement over the base model (0.02 = 2 %). <value>0</value>.</param>
 /// <param name="MustBeatChampion">Whether the candidate must have lower perplexity than the current champion. <value>true</value>.</param>
-public sealed record GateSpec(double MinImprovementOverBase = 0, bool MustBeatChampion = true);
+/// <param name="MaxBiasShift">
+/// The largest change of any bias-probe group's mean log-likelihood difference (nats) fine-tuning may cause; null: no
+/// limit. <value>null</value>.
+/// </param>
+public sealed record GateSpec(double MinImprovementOverBase = 0, bool MustBeatChampion = true, double? MaxBiasShift = null);
 
 /// <summary>Retraining on a schedule.</summary>
 /// <param name="Cron">A cron expression (5 fields), e.g. <c>0 3 * * *</c>; null for no schedule.</param>
@@ -116,6 +120,11 @@ public sealed record PipelineSpec
         if (spec.MaxAttempts is < 1 or > 20)
         {
             problems.Add($"maxAttempts: is {spec.MaxAttempts}; it must be between 1 and 20.");
+        }
+
+        if (spec.Gate.MaxBiasShift is { } shift && !(shift >= 0 && double.IsFinite(shift)))
+        {
+            problems.Add($"gate.maxBiasShift: is {shift}; it must be a finite number of nats, 0 or more.");
         }
 
         if (!(spec.Gate.MinImprovementOverBase is >= -1 and < 1))

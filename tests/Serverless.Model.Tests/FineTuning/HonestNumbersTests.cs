@@ -47,6 +47,7 @@ public sealed class HonestNumbersTests : IDisposable
         var report = FineTuneJob.Run(new FineTuneRequest(baseDirectory, [Data()], _dir.File("job"), spec));
 
         report.ScoresSplit.ShouldBe("test");
+        report.Bias.Select(b => b.Group).ShouldBe(["gender and occupation", "nationality", "religion"], ignoreOrder: true, "the shipped probes are scored on every job");
         report.EarlyStoppingSplit.ShouldBe("validation");
         using var test = TokenShardReader.Open(_dir.File("job/prepared/test.bin"));
         report.TestTokens.ShouldBe(test.Count);
