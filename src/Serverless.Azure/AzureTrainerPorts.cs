@@ -1,6 +1,3 @@
-using Azure.Identity;
-using Azure.Messaging.ServiceBus;
-using Azure.Storage.Blobs;
 using Serverless.Azure.Blobs;
 using Serverless.Azure.Messaging;
 using Serverless.Core.Ports;
@@ -27,9 +24,8 @@ public static class AzureTrainerPorts
         }
 
         HostSettings.Require("trainer", HostSettings.Trainer, environment);
-        var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = environment("AZURE_CLIENT_ID") });
-        var blobs = new AzureBlobStore(new BlobServiceClient(new Uri(environment("Storage__blobServiceUri")!), credential));
-        var bus = new AzureMessageBus(new ServiceBusClient(environment("ServiceBus__fullyQualifiedNamespace"), credential));
-        return (blobs, bus);
+        var credential = PipelineAzureExtensions.Credential(environment);
+        return (new AzureBlobStore(PipelineAzureExtensions.BlobService(environment, credential)),
+            new AzureMessageBus(PipelineAzureExtensions.ServiceBus(environment, credential)));
     }
 }

@@ -24,17 +24,11 @@ public static class PipelineAzureExtensions
     public static IServiceCollection AddPipelineAzure(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        services.AddSingleton<TokenCredential>(_ => new DefaultAzureCredential(new DefaultAzureCredentialOptions
-        {
-            ManagedIdentityClientId = configuration["AZURE_CLIENT_ID"],
-        }));
+        var setting = HostSettings.From(configuration);
+        services.AddSingleton<TokenCredential>(_ => Credential(setting));
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<IBlobStore>(sp => new AzureBlobStore(configuration["Storage:connectionString"] is { Length: > 0 } blobConnection
-            ? new BlobServiceClient(blobConnection)
-            : new BlobServiceClient(new Uri(Required(configuration, "Storage:blobServiceUri")), sp.GetRequiredService<TokenCredential>())));
-        services.AddSingleton(sp => configuration["ServiceBus:connectionString"] is { Length: > 0 } busConnection
-            ? new ServiceBusClient(busConnection)
-            : new ServiceBusClient(Required(configuration, "ServiceBus:fullyQualifiedNamespace"), sp.GetRequiredService<TokenCredential>()));
+        services.AddSingleton<IBlobStore>(sp => new AzureBlobStore(BlobService(setting, sp.GetRequiredService<TokenCredential>())));
+        services.AddSingleton(sp => ServiceBus(setting, sp.GetRequiredService<TokenCredential>()));
         services.AddSingleton<IMessageBus>(sp => new AzureMessageBus(sp.GetRequiredService<ServiceBusClient>()));
         if (configuration["Trainer:JobResourceId"] is { Length: > 0 } jobId)
         {
@@ -58,6 +52,31 @@ public static class PipelineAzureExtensions
         return new ContainerAppsJobOptions { SubscriptionId = parts[1], ResourceGroup = parts[3], JobName = parts[7] };
     }
 
-    private static string Required(IConfiguration configuration, string key) =>
-        configuration[key] is { Length: > 0 } value ? value : throw new InvalidOperationException($"{key} is not set (identity-based connection: a URI or namespace, no key).");
+    /// <summary>The identity every host signs in with: the user-assigned managed identity <c>AZURE_CLIENT_ID</c> names (in Azure), else the developer's.</summary>
+    public static TokenCredential Credential(Func<string, string?> setting)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        return new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = setting("AZURE_CLIENT_ID") });
+    }
+
+    /// <summary>Blob Storage from <c>Storage__blobServiceUri</c> and the identity (or, for emulators, <c>Storage__connectionString</c>).</summary>
+    public static BlobServiceClient BlobService(Func<string, string?> setting, TokenCredential credential)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        return setting("Storage__connectionString") is { Length: > 0 } connection
+            ? new BlobServiceClient(connection)
+            : new BlobServiceClient(new Uri(Required(setting, "Storage__blobServiceUri")), credential);
+    }
+
+    /// <summary>Service Bus from <c>ServiceBus__fullyQualifiedNamespace</c> and the identity (or, for emulators, <c>ServiceBus__connectionString</c>).</summary>
+    public static ServiceBusClient ServiceBus(Func<string, string?> setting, TokenCredential credential)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        return setting("ServiceBus__connectionString") is { Length: > 0 } connection
+            ? new ServiceBusClient(connection)
+            : new ServiceBusClient(Required(setting, "ServiceBus__fullyQualifiedNamespace"), credential);
+    }
+
+    private static string Required(Func<string, string?> setting, string name) =>
+        setting(name) is { Length: > 0 } value ? value : throw new InvalidOperationException($"{name} is not set (identity-based connection: a URI or namespace, no key).");
 }

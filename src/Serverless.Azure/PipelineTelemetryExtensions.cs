@@ -1,4 +1,3 @@
-using Azure.Identity;
 using Azure.Monitor.OpenTelemetry.Exporter;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,7 +23,7 @@ public static class PipelineTelemetryExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         var insights = configuration["APPLICATIONINSIGHTS_CONNECTION_STRING"];
         var console = string.Equals(configuration["Telemetry:Console"], "true", StringComparison.OrdinalIgnoreCase);
-        var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = configuration["AZURE_CLIENT_ID"] });
+        var credential = PipelineAzureExtensions.Credential(HostSettings.From(configuration));
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(serviceName))
             .WithTracing(tracing =>

@@ -37,7 +37,7 @@ public static class TrainerProgram
                 .AddAzureMonitorTraceExporter(o =>
                 {
                     o.ConnectionString = insights;
-                    o.Credential = new global::Azure.Identity.DefaultAzureCredential(new global::Azure.Identity.DefaultAzureCredentialOptions { ManagedIdentityClientId = environment("AZURE_CLIENT_ID") });
+                    o.Credential = PipelineAzureExtensions.Credential(environment);
                 })
                 .Build()
             : null;

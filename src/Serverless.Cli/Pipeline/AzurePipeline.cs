@@ -39,7 +39,7 @@ internal sealed class AzurePipeline : IPipelineParts
     public static AzurePipeline FromEnvironment(string home, Func<string, string?> environment)
     {
         ArgumentNullException.ThrowIfNull(environment);
-        var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = environment("AZURE_CLIENT_ID") });
+        var credential = PipelineAzureExtensions.Credential(environment);
         BlobServiceClient service;
         if (environment("Storage__connectionString") is { Length: > 0 } connection)
         {

@@ -52,8 +52,7 @@ public static class TrainingLoop
         {
             if (Checkpoint.Find(options.CheckpointDirectory) is { } checkpoint)
             {
-                RefuseChangedSpec(checkpoint, Checkpoint.ReadState(checkpoint).Spec, spec);
-                state = Resume(checkpoint, model, trainable, optimizer, best);
+                state = Resume(checkpoint, spec, model, trainable, optimizer, best);
                 resumedFrom = state.Step;
             }
 
@@ -178,9 +177,10 @@ public static class TrainingLoop
         }
     }
 
-    private static CheckpointState Resume(string checkpoint, Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
+    private static CheckpointState Resume(string checkpoint, TrainingSpec spec, Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamW optimizer, List<(string Name, Tensor Tensor)> best)
     {
         var state = Checkpoint.ReadState(checkpoint);
+        RefuseChangedSpec(checkpoint, state.Spec, spec);
         var weights = Checkpoint.ReadTensors(checkpoint, "model.safetensors");
         var moments = Checkpoint.ReadTensors(checkpoint, "optimizer.safetensors");
         var bestWeights = Checkpoint.ReadTensors(checkpoint, "best.safetensors");

@@ -139,7 +139,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         {
             // The container is being stopped (scale-in, timeout, preemption): training wrote a checkpoint at its last
             // step. Say so as a retryable failure, so the pipeline resumes the job from there in a new run.
-            await FailAsync(job, "the trainer was stopped (SIGTERM) before it finished; it resumes from its last checkpoint", retryable: true);
+            await FailAsync(job, "the trainer was stopped (SIGTERM, or Ctrl+C) before it finished; it resumes from its last checkpoint", retryable: true);
             return TrainerOutcome.Stopped;
         }
         catch (Exception e) when (e is SpecException or ModelFormatException or DatasetValidationException or InvalidDataException)
