@@ -34,7 +34,7 @@ repository="tune-trainer"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The tag is a hash of what the image is built from (committed sources and build files, and the build arguments), so
-# a deploy that changed none of them (a Functions-only change, a re-run) reuses the image instead of a 10-minute build.
+# a deploy that changed none of them (a Functions-only change, a re-run) reuses the image instead of building it again (a CUDA build takes minutes).
 inputs=(src build Directory.Build.props Directory.Build.targets Directory.Packages.props global.json)
 if git -C "$root" rev-parse --git-dir >/dev/null 2>&1 && git -C "$root" diff --quiet HEAD -- "${inputs[@]}" \
   && [[ -z "$(git -C "$root" ls-files --others --exclude-standard -- "${inputs[@]}")" ]]; then
