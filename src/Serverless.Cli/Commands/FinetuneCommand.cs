@@ -18,14 +18,24 @@ internal static class FinetuneCommand
         var spec = new Option<FileInfo?>("--spec") { Description = "A training spec JSON file (see the README for fields and defaults)." };
         var steps = new Option<int?>("--steps") { Description = "Optimizer steps (overrides the spec)." };
         var json = new Option<bool>("--json") { Description = "JSON lines of progress, then metrics.json's content." };
+        var curve = new Option<bool>("--curve")
+        {
+            Description = "Also measure the data-efficiency curve: candidate and scratch trained again on 10% and 30% of the training data " +
+                "(the spec's dataFractions when it sets them); four more training runs.",
+        };
         var command = new Command("finetune", "Fine-tune a base model on a dataset and compare it with the base and with training from scratch.")
         {
-            baseModel, data, output, strategy, spec, steps, json,
+            baseModel, data, output, strategy, spec, steps, json, curve,
         };
         command.SetAction((parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
             var trainingSpec = SpecOptions.Load(parse.GetValue(spec), parse.GetValue(steps), strategy: parse.GetValue(strategy));
+            if (parse.GetValue(curve) && trainingSpec.DataFractions is not { Count: > 0 })
+            {
+                trainingSpec = (trainingSpec with { DataFractions = DefaultCurve }).Validate("--curve");
+            }
+
             var outDir = parse.GetValue(output)!;
             using var work = new CorpusFiles(Path.Combine(outDir, "data"));
             var files = work.Materialize(parse.GetValue(data)!);
@@ -44,6 +54,9 @@ internal static class FinetuneCommand
         });
         return command;
     }
+
+    /// <summary>The fractions <c>--curve</c> measures when the spec names none.</summary>
+    public static IReadOnlyList<double> DefaultCurve { get; } = [0.1, 0.3, 1.0];
 
     public static void PrintReport(TextWriter writer, FineTuneReport report, string candidateDirectory)
     {
@@ -69,12 +82,17 @@ internal static class FinetuneCommand
             writer.WriteLine(speedup.Describe());
         }
 
+        if (report.DataEfficiency is { } efficiency)
+        {
+            writer.WriteLine(efficiency.Describe());
+        }
+
         if (report.Bias.Count > 0)
         {
             writer.WriteLine("Bias probes, shift of the mean log p(a) − log p(b) from base to candidate (nats; preferences flipped): " +
                 string.Join(", ", report.Bias.Select(b => FormattableString.Invariant($"{b.Group} {b.Shift:+0.000;-0.000;0.000} ({b.FlipShare:P0})"))));
         }
 
-        writer.WriteLine($"Candidate, report.md, metrics.json and loss.png: {candidateDirectory}");
+        writer.WriteLine($"Candidate, report.md, metrics.json and loss.png{(report.DataEfficiency is null ? "" : ", transfer.png")}: {candidateDirectory}");
     }
 }

@@ -80,6 +80,10 @@ public sealed record FineTuneReport(
     [JsonPropertyName("speedup")]
     public TrainingSpeedup? Speedup { get; init; }
 
+    /// <summary>The data-efficiency curve (spec <c>dataFractions</c>); null when it was not asked for.</summary>
+    [JsonPropertyName("data_efficiency")]
+    public DataEfficiency? DataEfficiency { get; init; }
+
     /// <summary>Tokens in the test split, the one every score here is computed on.</summary>
     [JsonPropertyName("test_tokens")]
     public long TestTokens { get; init; }
@@ -140,6 +144,21 @@ public sealed record FineTuneReport(
         if (Speedup is not null)
         {
             md.AppendLine(Speedup.Describe()).AppendLine();
+        }
+
+        if (DataEfficiency is { } curve)
+        {
+            md.AppendLine("Data efficiency: candidate and scratch trained again with the same recipe on nested subsets of the training split " +
+                "(the same validation split stops them early; the test split scores them):").AppendLine();
+            md.AppendLine("| share of the training data | documents | training tokens | candidate perplexity | scratch perplexity |");
+            md.AppendLine("|---:|---:|---:|---:|---:|");
+            foreach (var p in curve.Points)
+            {
+                md.AppendLine(FormattableString.Invariant($"| {p.Fraction:0.##%} | {p.Documents:N0} | {p.TrainTokens:N0} | {p.Candidate.Perplexity:F3} | {p.Scratch.Perplexity:F3} |"));
+            }
+
+            md.AppendLine().AppendLine(curve.Describe()).AppendLine();
+            md.AppendLine("![data efficiency](transfer.png)").AppendLine();
         }
 
         if (Bias.Count > 0)

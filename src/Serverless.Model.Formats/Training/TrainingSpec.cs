@@ -105,6 +105,17 @@ public sealed record TrainingSpec
     /// </summary>
     public string BiasProbes { get; init; } = Evaluation.BiasProbes.Builtin;
 
+    /// <summary>
+    /// The data-efficiency curve: shares of the training split's documents (nested subsets, each in (0, 1]) on which
+    /// the candidate and the scratch baseline are trained again with this recipe and scored on the test split; the
+    /// whole split is always the last point. Each fraction below 1 costs two more training runs. Null or empty: off.
+    /// <value>null</value>.
+    /// </summary>
+    public IReadOnlyList<double>? DataFractions { get; init; }
+
+    /// <summary>The curve's fractions below 1, ascending and distinct (the whole split is the job's own runs).</summary>
+    public IReadOnlyList<double> CurveFractions() => (DataFractions ?? []).Where(f => f < 1).Distinct().Order().ToList();
+
     /// <summary>Also train the scratch baseline under the same budget and report it. <value>true</value>.</summary>
     public bool CompareWithScratch { get; init; } = true;
 
@@ -173,6 +184,11 @@ public sealed record TrainingSpec
         Check(Finite(ValidationFraction) && ValidationFraction is > 0 and <= 0.5, "validationFraction", $"is {ValidationFraction}; it must be in (0, 0.5].");
         Check(Finite(TestFraction) && TestFraction is > 0 and <= 0.5, "testFraction", $"is {TestFraction}; it must be in (0, 0.5].");
         Check(!(ValidationFraction + TestFraction >= 0.9), "testFraction", $"with validationFraction {ValidationFraction} leaves {1 - ValidationFraction - TestFraction:0.##} of the documents for training; keep at least 0.1.");
+        Check(DataFractions is null || DataFractions.All(f => Finite(f) && f is > 0 and <= 1), "dataFractions",
+            $"[{string.Join(", ", DataFractions ?? [])}] must each be in (0, 1] (shares of the training split's documents).");
+        Check(DataFractions is null || DataFractions.Count <= 10, "dataFractions", $"has {DataFractions?.Count} fractions; at most 10 (each costs two training runs).");
+        Check(DataFractions is not { Count: > 0 } || (CompareWithScratch && Strategy != Strategies.Scratch), "dataFractions",
+            "the curve compares the candidate with scratch: it needs compareWithScratch true and a strategy other than scratch.");
         Check(SampleTokens is >= 0 and <= 4096, "sampleTokens", $"is {SampleTokens}; it must be between 0 and 4096.");
         return problems;
     }

@@ -72,20 +72,16 @@ public static class FineTuneJob
             championScore = Score(champion);
         }
 
-        using var candidate = BuildCandidate(baseModel, request.BaseModel, spec, out var teacher);
+        // What each run trains with: the curve's fractions say which runs there are, not how one is trained, so a
+        // finished job's checkpoints stay resumable when a curve is asked for afterwards.
+        var runSpec = spec with { DataFractions = null };
+        using var candidate = BuildCandidate(baseModel, request.BaseModel, runSpec, out var teacher);
         candidate.to(device);
         teacher?.to(device);
         using (teacher)
         {
-            var trainable = StrategySetup.Apply(candidate, spec);
-            var candidateResult = TrainingLoop.Train(candidate, trainable, spec, train, validation, new TrainingOptions
-            {
-                CheckpointDirectory = Path.Combine(output, "checkpoints", "candidate"),
-                Progress = progress is null ? null : p => progress("candidate", p),
-                Cancellation = cancellation,
-                Teacher = teacher,
-                CheckpointWritten = request.CheckpointWritten is { } candidateWritten ? dir => candidateWritten("candidate", dir) : null,
-            });
+            var trainable = StrategySetup.Apply(candidate, runSpec);
+            var candidateResult = TrainCandidate(candidate, trainable, teacher, train, "candidate");
             var candidateScore = Score(candidate);
 
             TrainingResult? scratchResult = null;
@@ -93,24 +89,16 @@ public static class FineTuneJob
             long scratchTrainable = 0, scratchParameterCount = 0;
             if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
             {
-                var scratchSpec = spec with { Strategy = Strategies.Scratch };
                 // The candidate's own architecture, untrained: for distill that is the student (the same model without
                 // the teacher is the honest comparison), for the other strategies the base's.
                 using var scratch = new Gpt2Model(candidate.Config, spec.Seed);
                 scratch.to(device);
-                var scratchParameters = StrategySetup.Apply(scratch, scratchSpec);
-                scratchTrainable = scratchParameters.Sum(p => p.Parameter.numel());
+                (scratchResult, scratchTrainable) = TrainScratch(scratch, train, "scratch");
                 scratchParameterCount = scratch.ParameterCount();
-                scratchResult = TrainingLoop.Train(scratch, scratchParameters, scratchSpec, train, validation, new TrainingOptions
-                {
-                    CheckpointDirectory = Path.Combine(output, "checkpoints", "scratch"),
-                    Progress = progress is null ? null : p => progress("scratch", p),
-                    Cancellation = cancellation,
-                    CheckpointWritten = request.CheckpointWritten is { } scratchWritten ? dir => scratchWritten("scratch", dir) : null,
-                });
                 scratchScore = Score(scratch);
             }
 
+            var curve = scratchScore is null ? null : DataEfficiencyCurve(ModelScore.From(candidateScore), ModelScore.From(scratchScore));
             var samples = Samples(baseModel, candidate, tokenizer, spec, validation);
             var report = new FineTuneReport(
                 FineTuneReport.SchemaName, spec.Strategy, tokenizer.Name, manifest.TrainTokens, manifest.ValidationTokens,
@@ -124,6 +112,7 @@ public static class FineTuneJob
                 Champion = championScore is null ? null : ModelScore.From(championScore),
                 TestTokens = manifest.TestTokens,
                 Bias = BiasEvaluator.Measure(baseModel, candidate, tokenizer, probes),
+                DataEfficiency = curve,
                 Speedup = scratchResult is null ? null
                     : TrainingSpeedup.From(candidateResult.ValidationLoss, candidateResult.TokensPerSecond, scratchResult.ValidationLoss, scratchResult.TokensPerSecond),
                 ScoresSplit = "test",
@@ -131,7 +120,81 @@ public static class FineTuneJob
             };
             WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec, Path.GetFileName(Path.TrimEndingDirectorySeparator(request.BaseModel)));
             return report;
+
+            TrainingResult TrainCandidate(Gpt2Model model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, Gpt2Model? withTeacher, ITokenSource data, string phase) =>
+                TrainingLoop.Train(model, parameters, runSpec, data, validation, Options(phase, withTeacher));
+
+            (TrainingResult Result, long Trainable) TrainScratch(Gpt2Model model, ITokenSource data, string phase)
+            {
+                var scratchSpec = runSpec with { Strategy = Strategies.Scratch };
+                var parameters = StrategySetup.Apply(model, scratchSpec);
+                return (TrainingLoop.Train(model, parameters, scratchSpec, data, validation, Options(phase, null)), parameters.Sum(p => p.Parameter.numel()));
+            }
+
+            TrainingOptions Options(string phase, Gpt2Model? withTeacher) => new()
+            {
+                CheckpointDirectory = Path.Combine(output, "checkpoints", phase),
+                Progress = progress is null ? null : p => progress(phase, p),
+                Cancellation = cancellation,
+                Teacher = withTeacher,
+                CheckpointWritten = request.CheckpointWritten is { } written ? dir => written(phase, dir) : null,
+            };
+
+            // Candidate and scratch again on nested subsets of the training split, smallest first; the whole split is
+            // the job's own two runs. Each run checkpoints under its own phase, so a stopped curve resumes too.
+            DataEfficiency? DataEfficiencyCurve(ModelScore fullCandidate, ModelScore fullScratch)
+            {
+                var fractions = spec.CurveFractions();
+                if (fractions.Count == 0)
+                {
+                    return null;
+                }
+
+                var subsets = new NestedSubsets(train, tokenizer.EndOfText, spec.SplitSeed);
+                var points = new List<CurvePoint> { new(1, subsets.Documents, train.Count, fullCandidate, fullScratch) };
+                foreach (var fraction in fractions)
+                {
+                    var subset = subsets.Take(fraction, minTokens: blockSize + 1);
+                    using var small = BuildCandidate(baseModel, request.BaseModel, runSpec, out var smallTeacher);
+                    using (smallTeacher)
+                    {
+                        small.to(device);
+                        smallTeacher?.to(device);
+                        TrainCandidate(small, StrategySetup.Apply(small, runSpec), smallTeacher, subset, CurvePhase("candidate", fraction));
+                    }
+
+                    var smallCandidate = ModelScore.From(Score(small));
+                    using var smallScratch = new Gpt2Model(candidate.Config, spec.Seed);
+                    smallScratch.to(device);
+                    TrainScratch(smallScratch, subset, CurvePhase("scratch", fraction));
+                    points.Add(new CurvePoint(fraction, subset.Documents, subset.Count, smallCandidate, ModelScore.From(Score(smallScratch))));
+                }
+
+                return DataEfficiency.From(points);
+            }
         }
+    }
+
+    /// <summary>The phase (progress, checkpoints) of a data-efficiency run: <c>candidate-f0.1</c>, <c>scratch-f0.1</c>.</summary>
+    public static string CurvePhase(string run, double fraction) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{run}-f{fraction:0.####}");
+
+    /// <summary>Every training phase of a job with <paramref name="spec"/>, in the order they run (their checkpoints are restored by these names).</summary>
+    public static IReadOnlyList<string> Phases(TrainingSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var phases = new List<string> { "candidate" };
+        if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
+        {
+            phases.Add("scratch");
+            foreach (var fraction in spec.CurveFractions())
+            {
+                phases.Add(CurvePhase("candidate", fraction));
+                phases.Add(CurvePhase("scratch", fraction));
+            }
+        }
+
+        return phases;
     }
 
     internal static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
@@ -233,6 +296,11 @@ public static class FineTuneJob
         File.WriteAllText(Path.Combine(temp, "metrics.json"), report.ToJson());
         File.WriteAllText(Path.Combine(temp, "report.md"), report.ToMarkdown());
         LossPlot.Save(Path.Combine(temp, "loss.png"), candidateResult, scratchResult);
+        if (report.DataEfficiency is { } curve)
+        {
+            TransferPlot.Save(Path.Combine(temp, TransferPlot.FileName), curve);
+        }
+
         if (Directory.Exists(directory))
         {
             Directory.Delete(directory, recursive: true);

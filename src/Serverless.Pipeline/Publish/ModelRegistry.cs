@@ -28,6 +28,9 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
     /// <summary>The files of a candidate that go into a version.</summary>
     public static IReadOnlyList<string> VersionFiles { get; } = ["config.json", "model.safetensors", "metrics.json", "report.md", "loss.png"];
 
+    /// <summary>Files a candidate has only when its spec asked for them (<c>transfer.png</c>: the data-efficiency curve); copied when present.</summary>
+    public static IReadOnlyList<string> OptionalVersionFiles { get; } = ["transfer.png"];
+
     /// <summary>Reads the index, or null when the model has none.</summary>
     public async Task<(RegistryIndex Index, string ETag)?> ReadIndexAsync(string model, CancellationToken cancellationToken = default)
     {
@@ -66,14 +69,23 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         var version = await ClaimAsync(model, jobId, perplexity, cancellationToken);
         var prefix = $"{model}/{version}/";
         var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var file in VersionFiles)
+        foreach (var (file, optional) in VersionFiles.Select(f => (f, false)).Concat(OptionalVersionFiles.Select(f => (f, true))))
         {
             var target = prefix + file;
             if (await blobs.GetAsync(Containers.Registry, target, cancellationToken) is null)
             {
-                var opened = await blobs.OpenReadAsync(Containers.Checkpoints, candidatePrefix + file, cancellationToken)
-                    ?? throw new InvalidOperationException($"The candidate of job {jobId} has no {file} under checkpoints/{candidatePrefix}.");
-                await using var content = opened.Content;
+                var opened = await blobs.OpenReadAsync(Containers.Checkpoints, candidatePrefix + file, cancellationToken);
+                if (opened is null && optional)
+                {
+                    continue;
+                }
+
+                if (opened is null)
+                {
+                    throw new InvalidOperationException($"The candidate of job {jobId} has no {file} under checkpoints/{candidatePrefix}.");
+                }
+
+                await using var content = opened.Value.Content;
                 try
                 {
                     await blobs.WriteAsync(Containers.Registry, target, content, BlobCondition.NotExists, cancellationToken);

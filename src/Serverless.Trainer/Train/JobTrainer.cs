@@ -88,7 +88,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             }
 
             var output = Path.Combine(work, "out");
-            var resumedFrom = await RestoreCheckpointsAsync(jobId, output, cancellationToken);
+            var resumedFrom = await RestoreCheckpointsAsync(jobId, output, FineTuneJob.Phases(spec.Training), cancellationToken);
             await bus.PublishAsync(Entities.TrainingEvents, new TrainingStarted(job.Model, jobId, job.Attempts, resumedFrom),
                 PipelineBus.StableId(jobId, nameof(TrainingStarted), job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, cancellationToken);
 
@@ -180,10 +180,10 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         await files.Blobs.WriteAsync(Containers.Checkpoints, name, new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json)), cancellationToken: cancellationToken);
 
     /// <summary>Brings the latest copied checkpoint of each phase back to the local layout FineTuneJob resumes from.</summary>
-    private async Task<int?> RestoreCheckpointsAsync(string jobId, string output, CancellationToken cancellationToken)
+    private async Task<int?> RestoreCheckpointsAsync(string jobId, string output, IReadOnlyList<string> phases, CancellationToken cancellationToken)
     {
         int? resumed = null;
-        foreach (var phase in new[] { "candidate", "scratch" })
+        foreach (var phase in phases)
         {
             var pointerPath = Path.Combine(output, $"{phase}-latest.json");
             if (!await files.DownloadAsync(Containers.Checkpoints, $"{jobId}/{phase}/latest.json", pointerPath, cancellationToken: cancellationToken))

@@ -43,6 +43,18 @@ public sealed class TrainingCommandsTests : IDisposable
     }
 
     [Fact]
+    public void Finetune_Curve_MeasuresTenAndThirtyPercent()
+    {
+        var output = Path.Combine(_fixture.Root, "curve");
+        var spec = _fixture.Write("spec.json", """{"steps": 2, "batchSize": 2, "evalEvery": 2, "warmupSteps": 1, "sampleTokens": 0, "biasProbes": "none"}""");
+        var result = CliFixture.Run("finetune", "--base", _fixture.ModelDirectory, "--data", Corpus(40), "--out", output, "--spec", spec, "--curve");
+        result.ExitCode.ShouldBe(0, result.Error);
+        result.Output.ShouldContain("Data efficiency (test perplexity, candidate / scratch): 10% of the training data");
+        result.Output.ShouldContain("30% of the training data");
+        File.Exists(Path.Combine(output, "candidate", "transfer.png")).ShouldBeTrue();
+    }
+
+    [Fact]
     public void Finetune_BadSpec_OneLineNamingTheField()
     {
         var spec = _fixture.Write("spec.json", """{"steps": 4, "lerningRate": 0.1}""");
@@ -73,6 +85,8 @@ public sealed class TrainingCommandsTests : IDisposable
         first.Output.ShouldContain("candidate (full)");
         first.Output.ShouldContain("\"type\": \"ModelPublished\"");
         first.Output.ShouldContain("A sample from demo@1");
+        first.Output.ShouldContain("Data efficiency (test perplexity, candidate / scratch): 10% of the training data");
+        first.Output.ShouldContain("\"transfer.png\"", customMessage: "the curve's plot is published with the version");
 
         var second = CliFixture.Run("demo", "--home", home, "--steps", "3");
         second.ExitCode.ShouldBe(0, second.Error);

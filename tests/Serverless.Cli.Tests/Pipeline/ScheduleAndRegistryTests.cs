@@ -93,4 +93,29 @@ public sealed class ScheduleAndRegistryTests : IDisposable
         (await registry.PublishAsync("racy", "job-0", "job-0/candidate/", 10, [], "# again")).Version
             .ShouldBe(index.Versions.Single(v => v.JobId == "job-0").Version, "a job publishes at most one version");
     }
+
+    [Fact]
+    public async Task Publish_CopiesTheDataEfficiencyPlot_WhenTheCandidateHasOne_AndNeedsItNot()
+    {
+        var blobs = new FolderBlobStore(_home);
+        var registry = new ModelRegistry(blobs, new LocalFiles(blobs), TimeProvider.System);
+        foreach (var job in new[] { "with-curve", "without" })
+        {
+            foreach (var file in ModelRegistry.VersionFiles.Concat(job == "with-curve" ? ["transfer.png"] : []))
+            {
+                await blobs.WriteAsync(Containers.Checkpoints, $"{job}/candidate/{file}", new MemoryStream(Encoding.UTF8.GetBytes($"{job} {file}")));
+            }
+        }
+
+        var curve = await registry.PublishAsync("m", "with-curve", "with-curve/candidate/", 10, [], "# with");
+        curve.Files.Keys.ShouldContain("transfer.png");
+        File.ReadAllText(Path.Combine(_home, Containers.Registry, "m", curve.Version.ToString(), "transfer.png")).ShouldBe("with-curve transfer.png");
+        var plain = await registry.PublishAsync("m", "without", "without/candidate/", 9, [], "# without");
+        plain.Files.Keys.ShouldNotContain("transfer.png");
+        plain.Files.Keys.ShouldContain("loss.png");
+
+        await blobs.DeleteAsync(Containers.Checkpoints, "without/candidate/loss.png");
+        (await Should.ThrowAsync<InvalidOperationException>(() => registry.PublishAsync("n", "without", "without/candidate/", 9, [], "# x")))
+            .Message.ShouldContain("has no loss.png");
+    }
 }
