@@ -32,7 +32,7 @@ internal static class DemoCommand
     public static Command Create()
     {
         var home = PipelineCommands.Home();
-        var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 150)." };
+        var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 100)." };
         var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 500)." };
         var json = new Option<bool>("--json") { Description = "Print only the ModelPublished event as JSON." };
         var command = new Command("demo", "Pre-train a tiny base model on the shipped Bible (first run only), then drop fortunes into the pipeline and follow it to a published model.")
@@ -49,7 +49,7 @@ internal static class DemoCommand
             {
                 if (!quiet)
                 {
-                    writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about a minute and a half)…");
+                    writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about a minute)…");
                 }
 
                 using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));
@@ -188,10 +188,10 @@ internal static class DemoCommand
         ["debounceSeconds"] = 0.5,
         ["gate"] = new JsonObject { ["minImprovementOverBase"] = 0.05, ["mustBeatChampion"] = false },
         ["strategy"] = "full",
-        ["steps"] = steps ?? 150,
+        ["steps"] = steps ?? 100,
         ["batchSize"] = 16,
         ["learningRate"] = 1e-3,
-        ["warmupSteps"] = Math.Min(10, steps ?? 150),
+        ["warmupSteps"] = Math.Min(10, steps ?? 100),
         ["evalEvery"] = 25,
         ["evalTokens"] = 16384,
         ["checkpointEvery"] = 50,

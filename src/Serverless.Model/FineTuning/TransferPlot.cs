@@ -21,7 +21,7 @@ public static class TransferPlot
         plot.Title("Data efficiency: test perplexity vs training tokens");
         plot.XLabel("training tokens");
         plot.YLabel("test perplexity");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.MiddleRight);   // the lines end at the bottom and top right
         plot.SavePng(path, 900, 540);
     }
 
