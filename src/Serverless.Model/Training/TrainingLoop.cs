@@ -147,13 +147,26 @@ public static class TrainingLoop
             var (cpuInput, cpuTarget) = sampler.Batch(step, micro);
             var (input, target) = (model.OnDevice(cpuInput), model.OnDevice(cpuTarget));
             var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
+            var value = loss.item<float>();
+            if (!float.IsFinite(value))
+            {
+                // Stop before anything of this step reaches the weights or a checkpoint.
+                optimizer.ZeroGrad();
+                throw new TrainingDivergedException(step + 1, value, learningRate, spec.GradClip);
+            }
+
             (loss / spec.GradAccumulation).backward();
-            total += loss.item<float>();
+            total += value;
         }
 
         if (spec.GradClip > 0)
         {
-            nn.utils.clip_grad_norm_(optimizer.Parameters, spec.GradClip);
+            var norm = nn.utils.clip_grad_norm_(optimizer.Parameters, spec.GradClip);
+            if (!double.IsFinite(norm))
+            {
+                optimizer.ZeroGrad();
+                throw new TrainingDivergedException(step + 1, norm, learningRate, spec.GradClip);
+            }
         }
 
         optimizer.Step(learningRate, spec.WeightDecay);

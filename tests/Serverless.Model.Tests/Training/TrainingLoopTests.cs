@@ -162,6 +162,34 @@ public class TrainingLoopTests
         result.ValidationLoss.Min(p => p.Loss).ShouldBe(result.BestValidationLoss);
     }
 
+    [Fact]
+    public void Train_NonFiniteLoss_FailsAtThatStep_BeforeItsUpdate_KeepingTheLastCheckpoint()
+    {
+        using var dir = new TempDirectory();
+        using var model = new Gpt2Model(TrainingFixtures.Config, seed: 1);
+        var spec = TrainingFixtures.QuickSpec with { Steps = 12, CheckpointEvery = 4 };
+        var trainable = StrategySetup.Apply(model, spec);
+        var poisonAt = 6;
+        var error = Should.Throw<TrainingDivergedException>(() => TrainingLoop.Train(model, trainable, spec, Train, Validation, new TrainingOptions
+        {
+            CheckpointDirectory = dir.Path,
+            Progress = p =>
+            {
+                if (p.Step == poisonAt - 1)
+                {
+                    using var _ = no_grad();
+                    model.named_parameters().First(n => n.name.Contains("ln_f.weight", StringComparison.Ordinal)).parameter.fill_(double.NaN);
+                }
+            },
+        }));
+
+        error.Step.ShouldBe(poisonAt);
+        double.IsNaN(error.Loss).ShouldBeTrue();
+        error.Message.ShouldContain($"at step {poisonAt} (learning rate");
+        var state = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "latest", "state.json")));
+        state.RootElement.GetProperty("step").GetInt32().ShouldBe(4, "the last good checkpoint stays; nothing of the diverged step was written");
+    }
+
     private sealed class PrefixSource(ITokenSource inner, long count) : ITokenSource
     {
         public long Count => count;
