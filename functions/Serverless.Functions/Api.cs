@@ -36,6 +36,11 @@ public sealed class Api(PipelineApi api)
     public async Task<HttpResponseData> CancelJob([HttpTrigger(AuthorizationLevel.Function, "post", Route = "jobs/{id}/cancel")] HttpRequestData request, string id) =>
         await Respond(request, await api.CancelAsync(id, request.FunctionContext.CancellationToken));
 
+    /// <summary>POST /api/jobs/{id}/retry.</summary>
+    [Function("RetryJob")]
+    public async Task<HttpResponseData> RetryJob([HttpTrigger(AuthorizationLevel.Function, "post", Route = "jobs/{id}/retry")] HttpRequestData request, string id) =>
+        await Respond(request, await api.RetryAsync(id, request.FunctionContext.CancellationToken));
+
     private static async Task<HttpResponseData> Respond(HttpRequestData request, ApiResult result)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -8,10 +8,11 @@ namespace Serverless.Worker;
 /// <summary>
 /// The worker's consumers — one <see cref="ServiceBusStageProcessor"/> per bus-triggered stage registered in the
 /// worker (<see cref="StageBinding"/>: Prepare + Dispatch, Publish, job status) — plus the trainer watch,
-/// which reports trainer executions that died without saying so. Stopping lets in-flight messages finish (the host's
+/// which reports trainer executions that died without saying so, and the retention sweep, which removes finished
+/// jobs' shards and checkpoints after <c>Pipeline__Retention</c>. Stopping lets in-flight messages finish (the host's
 /// shutdown timeout is 60 s, within the container's termination grace period).
 /// </summary>
-public sealed partial class StageConsumers(ServiceBusClient client, IEnumerable<StageBinding> stages, TrainerWatch watch, PipelineOptions options,
+public sealed partial class StageConsumers(ServiceBusClient client, IEnumerable<StageBinding> stages, TrainerWatch watch, Serverless.Pipeline.Retention.RetentionSweep retention, PipelineOptions options,
     ILoggerFactory logging, IConfiguration configuration, ILogger<StageConsumers> logger) : BackgroundService
 {
     private readonly List<ServiceBusStageProcessor> _processors = [];
@@ -31,7 +32,7 @@ public sealed partial class StageConsumers(ServiceBusClient client, IEnumerable<
         }
 
         Healthy = true;
-        await watch.RunAsync(stoppingToken);
+        await Task.WhenAll(watch.RunAsync(stoppingToken), retention.RunAsync(stoppingToken));
     }
 
     /// <inheritdoc />

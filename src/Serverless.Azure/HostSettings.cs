@@ -65,8 +65,9 @@ public static class HostSettings
 
     /// <summary>
     /// The stages' options for an Azure host, from the <c>Pipeline</c> section (<c>Pipeline__MaxConcurrentJobs</c>,
-    /// <c>Pipeline__StartTimeout</c>, <c>Pipeline__HeartbeatTimeout</c>, <c>Pipeline__WatchInterval</c> as
-    /// <c>hh:mm:ss</c>), each defaulting to <see cref="PipelineOptions"/>'s value; validated where the host registers them.
+    /// <c>Pipeline__StartTimeout</c>, <c>Pipeline__HeartbeatTimeout</c>, <c>Pipeline__WatchInterval</c>,
+    /// <c>Pipeline__WaitBackoff</c>, <c>Pipeline__MaxWaitBackoff</c>, <c>Pipeline__WaitHorizon</c>, <c>Pipeline__PendingNotice</c>,
+    /// <c>Pipeline__Retention</c>, <c>Pipeline__RetentionInterval</c> as <c>[d.]hh:mm:ss</c>), each defaulting to <see cref="PipelineOptions"/>'s value; validated where the host registers them.
     /// </summary>
     public static PipelineOptions PipelineOptions(Microsoft.Extensions.Configuration.IConfiguration configuration, string workDirectory, int maxConcurrentJobs)
     {
@@ -85,6 +86,12 @@ public static class HostSettings
             StartTimeout = Time(nameof(defaults.StartTimeout), defaults.StartTimeout),
             HeartbeatTimeout = Time(nameof(defaults.HeartbeatTimeout), defaults.HeartbeatTimeout),
             WatchInterval = Time(nameof(defaults.WatchInterval), defaults.WatchInterval),
+            WaitBackoff = Time(nameof(defaults.WaitBackoff), defaults.WaitBackoff),
+            MaxWaitBackoff = Time(nameof(defaults.MaxWaitBackoff), defaults.MaxWaitBackoff),
+            WaitHorizon = Time(nameof(defaults.WaitHorizon), defaults.WaitHorizon),
+            PendingNotice = Time(nameof(defaults.PendingNotice), defaults.PendingNotice),
+            Retention = Time(nameof(defaults.Retention), defaults.Retention),
+            RetentionInterval = Time(nameof(defaults.RetentionInterval), defaults.RetentionInterval),
         };
     }
 

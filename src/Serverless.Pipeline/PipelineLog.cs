@@ -26,6 +26,18 @@ internal static partial class PipelineLog
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits: {Running} trainers running, at most {Max}")]
     public static partial void JobWaits(this ILogger logger, string jobId, int running, int max);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} waits for the environment: {Reason}")]
+    public static partial void JobWaitsForEnvironment(this ILogger logger, string jobId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} retried on request (was {State})")]
+    public static partial void JobRetried(this ILogger logger, string jobId, string state);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Retention: removed {Blobs} blobs of {Jobs} jobs finished before {Before}")]
+    public static partial void RetentionSwept(this ILogger logger, int blobs, int jobs, DateTimeOffset before);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Retention sweep failed; the next one tries again")]
+    public static partial void RetentionFailed(this ILogger logger, Exception error);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId}: {Model} version {Version} published")]
     public static partial void Published(this ILogger logger, string jobId, string model, int version);
 

@@ -59,9 +59,10 @@ public static class TrainerProgram
         JobTrainer trainer;
         try
         {
+            var memoryLimit = MemoryLimit(environment("TUNE_MEMORY_LIMIT"));
             trainer = AzureTrainerPorts.FromEnvironment(environment) is { } azure
-                ? JobTrainer.Create(azure.Blobs, azure.Bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer") })
-                : EmbeddedTrainer(Path.GetFullPath(home), environment);
+                ? JobTrainer.Create(azure.Blobs, azure.Bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer"), MemoryLimit = memoryLimit })
+                : EmbeddedTrainer(Path.GetFullPath(home), environment, memoryLimit);
         }
         catch (InvalidOperationException e)
         {
@@ -76,10 +77,35 @@ public static class TrainerProgram
 
     /// <summary>On the embedded parts of a <c>tune up</c> folder.</summary>
     /// <remarks>Blob and bus calls are retried on transient failures; <c>TUNE_CHAOS</c> (inherited from <c>tune up --chaos</c>) injects faults underneath.</remarks>
-    private static JobTrainer EmbeddedTrainer(string root, Func<string, string?> environment)
+    private static JobTrainer EmbeddedTrainer(string root, Func<string, string?> environment, long? memoryLimit)
     {
         var (blobs, bus) = PortPolicies.Wrap(new FolderBlobStore(root), new SqliteMessageBus(Path.Combine(root, "bus.db")),
             ChaosOptions.FromEnvironment(environment), new PortPolicyCounters());
-        return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work") });
+        return JobTrainer.Create(blobs, bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(root, "work"), MemoryLimit = memoryLimit });
+    }
+
+    /// <summary>
+    /// <c>TUNE_MEMORY_LIMIT</c>: the memory the trainer may use, as bytes or with a unit (<c>512MiB</c>, <c>8GiB</c>), for
+    /// when the container's limit is not visible to the runtime; unset, the runtime's own view (cgroup limit, else physical memory).
+    /// </summary>
+    public static long? MemoryLimit(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return null;
+        }
+
+        var text = value.Trim();
+        var units = new (string Suffix, long Factor)[] { ("GiB", 1L << 30), ("MiB", 1L << 20), ("KiB", 1L << 10), ("G", 1L << 30), ("M", 1L << 20), ("K", 1L << 10), ("", 1) };
+        foreach (var (suffix, factor) in units)
+        {
+            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
+                && double.TryParse(text[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var number) && number > 0)
+            {
+                return (long)(number * factor);
+            }
+        }
+
+        throw new InvalidOperationException($"TUNE_MEMORY_LIMIT is '{value}': give bytes, or a number with KiB, MiB or GiB (e.g. 8GiB).");
     }
 }

@@ -87,6 +87,8 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
 
         var delay = options.StartRetryDelay;
         var why = "";
+        var busy = false;
+        TimeSpan? said = null;
         for (var tries = 1; tries <= options.MaxStartAttempts; tries++)
         {
             var (execution, retryAfter, reason, ambiguous) = await TryStartAsync(jobId, attempt, template, cancellationToken);
@@ -96,6 +98,8 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
             }
 
             why = reason;
+            busy = !ambiguous;
+            said = retryAfter;
             if (ambiguous)
             {
                 // The start may have happened: watch the list for the run (it may show up late) before starting again.
@@ -109,6 +113,12 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
                 await Task.Delay(retryAfter ?? delay, _clock, cancellationToken);
                 delay *= 2;
             }
+        }
+
+        if (busy)
+        {
+            // ARM kept answering "not now" (429, 409) and created nothing: the job waits for it, without spending an attempt.
+            throw new EnvironmentUnavailableException($"Azure Resource Manager would not start the trainer job for {jobId} now ({options.MaxStartAttempts} tries, last: {why})", said);
         }
 
         throw new HttpRequestException($"Azure Resource Manager did not start the trainer job for {jobId} (attempt {attempt}) after {options.MaxStartAttempts} tries: {why}");
@@ -138,6 +148,13 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
                 return (null, RetryAfter(response), "throttled (429)", false);
             }
 
+            if (response.StatusCode == HttpStatusCode.Conflict)
+            {
+                // ARM's "not now": another operation on the job is in progress; nothing was started.
+                var code = ErrorCode(await response.Content.ReadAsStringAsync(cancellationToken));
+                return (null, RetryAfter(response), $"conflict (409{(code is null ? "" : $" {code}")})", false);
+            }
+
             if (response.StatusCode is >= HttpStatusCode.InternalServerError or HttpStatusCode.RequestTimeout)
             {
                 return (null, RetryAfter(response), $"{(int)response.StatusCode} {response.ReasonPhrase}; it may have started a run", true);
@@ -161,6 +178,19 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
             return (await AwaitRunAsync(jobId, attempt, cancellationToken)
                 ?? throw new HttpRequestException($"Azure Resource Manager accepted the start of {jobId} but no run of it appeared within {options.StartOperationTimeout.TotalSeconds:F0} s."),
                 null, "", false);
+        }
+    }
+
+    /// <summary>ARM's error code (<c>{"error": {"code": …}}</c>), or null.</summary>
+    private static string? ErrorCode(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body)?["error"]?["code"]?.GetValue<string>();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return null;
         }
     }
 

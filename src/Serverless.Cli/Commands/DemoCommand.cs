@@ -106,7 +106,15 @@ internal static class DemoCommand
                 foreach (var message in await pipeline.Bus.ReceiveAsync(entity, 10, cancellation))
                 {
                     await pipeline.Bus.CompleteAsync(entity, message, cancellation);
-                    outcome ??= CloudEvent.Parse(message.Body);
+                    var received = CloudEvent.Parse(message.Body);
+                    if (received.Type == nameof(JobWaiting))
+                    {
+                        var waiting = received.DataAs<JobWaiting>();
+                        writer.WriteLine($"  job {waiting.JobId}: waiting — {waiting.Reason}");
+                        continue;   // not an outcome: it resumes by itself
+                    }
+
+                    outcome ??= received;
                 }
 
                 await foreach (var job in pipeline.Runtime.Jobs.ListAsync(Model, cancellation))

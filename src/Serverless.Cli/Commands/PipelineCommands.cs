@@ -25,6 +25,8 @@ internal static class PipelineCommands
         yield return Submit();
         yield return Jobs();
         yield return Cancel();
+        yield return Retry();
+        yield return Gc();
         yield return Models();
         yield return Events();
         yield return DeadLetters();
@@ -117,7 +119,56 @@ internal static class PipelineCommands
         var progress = job.State == JobState.Running && job.Progress is { } p ? $" {p.Phase} {p.Step}/{p.TotalSteps} loss {p.Loss:F3}" : "";
         var version = job.Version is { } v ? $" version {v}" : "";
         var error = job.Error is { } e && JobStates.IsTerminal(job.State) ? $" — {e.Split('\n')[0]}" : "";
-        return $"{job.JobId} [{job.Model}] {job.State.ToString().ToLowerInvariant()}{progress}{version}{error}";
+        return $"{job.JobId} [{job.Model}] {job.State.ToString().ToLowerInvariant()}{progress}{version}{error}{Waiting(job)}";
+    }
+
+    /// <summary>For a waiting job: why, and when it is tried again.</summary>
+    private static string Waiting(JobDocument job) => job.State == JobState.Waiting && job.Wait is { } w
+        ? $" — {w.Reason}; {(w.NextTryAt is { } at ? $"next try {at.ToLocalTime():HH:mm:ss}" : "until the run starts")} (`tune retry {job.JobId}` tries now)"
+        : "";
+
+    private static Command Retry()
+    {
+        var home = Home();
+        var store = PipelineParts.Store();
+        var id = new Argument<string>("id") { Description = "The job id." };
+        var command = new Command("retry", "Run a failed, waiting or cancelled job again from its last complete checkpoint, with a fresh attempt budget.") { id, home, store };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
+            var jobId = parse.GetValue(id)!;
+            var result = await pipeline.Runtime.Api.RetryAsync(jobId, cancellation);
+            if (result.Status != System.Net.HttpStatusCode.Accepted)
+            {
+                throw new CliException(result.Body["error"]?.GetValue<string>() ?? result.Body.ToJsonString());
+            }
+
+            parse.InvocationConfiguration.Output.WriteLine($"{jobId}: dispatched again; it resumes from its last checkpoint once a trainer is free (`tune up` must be running).");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Gc()
+    {
+        var home = Home();
+        var store = PipelineParts.Store();
+        var olderThan = new Option<double?>("--older-than-days") { Description = "Remove the files of jobs finished more than this many days ago (default: the retention setting, 7)." };
+        var command = new Command("gc", "Remove prepared shards and checkpoints of finished jobs past the retention period; registry versions are never touched.") { olderThan, home, store };
+        command.SetAction(async (parse, cancellation) =>
+        {
+            using var pipeline = PipelineParts.Open(parse.GetValue(store)!, parse.GetValue(home)!);
+            var days = parse.GetValue(olderThan);
+            if (days is < 0)
+            {
+                throw new CliException("--older-than-days must be 0 or more.");
+            }
+
+            var result = await pipeline.Runtime.Retention.SweepAsync(days is { } d ? TimeSpan.FromDays(d) : null, cancellation);
+            parse.InvocationConfiguration.Output.WriteLine($"Removed {result.Blobs} files ({Serverless.Model.Training.DiskSpace.Format(result.Bytes)}) of {result.Jobs} finished jobs.");
+            return 0;
+        });
+        return command;
     }
 
     private static Command Submit()

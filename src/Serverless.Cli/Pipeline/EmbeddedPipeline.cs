@@ -25,8 +25,10 @@ internal sealed class EmbeddedPipeline : IPipelineParts
     /// <param name="chaos">Chaos mode for the blob and bus calls of this host and its trainers; by default from <c>TUNE_CHAOS</c>.</param>
     /// <param name="decorate">Wraps the ports the stages see, after retries (tests inject crashes with it).</param>
     /// <param name="configure">Adjusts the stages' settings (lock duration, timeouts).</param>
+    /// <param name="trainerVariables">More environment variables for the trainers (<c>TUNE_MEMORY_LIMIT</c>).</param>
     public EmbeddedPipeline(string home, int maxConcurrentJobs = 1, TimeProvider? clock = null, ChaosOptions? chaos = null,
-        Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null, Func<PipelineOptions, PipelineOptions>? configure = null)
+        Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null, Func<PipelineOptions, PipelineOptions>? configure = null,
+        IReadOnlyDictionary<string, string>? trainerVariables = null)
     {
         Home = Path.GetFullPath(home);
         Blobs = new FolderBlobStore(Home);
@@ -35,12 +37,17 @@ internal sealed class EmbeddedPipeline : IPipelineParts
         var ports = PortPolicies.Wrap(Blobs, Bus, chaos, Counters, clock);
         ports = decorate?.Invoke(ports) ?? ports;
         var (executable, arguments) = TrainerCommand(Home);
-        var trainerEnvironment = chaos is null ? null : new Dictionary<string, string>
+        var trainerEnvironment = chaos is null ? new Dictionary<string, string>() : new Dictionary<string, string>
         {
             [ChaosOptions.Variable] = chaos.FaultRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [ChaosOptions.Variable + "_LATENCY_MS"] = ((int)chaos.Latency.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        Dispatcher = new ProcessJobDispatcher(executable, arguments, (job, code) => _ = Runtime!.TrainerExitedAsync(job, code), environment: trainerEnvironment);
+        foreach (var (name, value) in trainerVariables ?? new Dictionary<string, string>())
+        {
+            trainerEnvironment[name] = value;
+        }
+
+        Dispatcher = new ProcessJobDispatcher(executable, arguments, (job, code, outOfMemory) => _ = Runtime!.TrainerExitedAsync(job, code, outOfMemory), environment: trainerEnvironment);
         var options = new PipelineOptions
         {
             WorkDirectory = Path.Combine(Home, "work"),

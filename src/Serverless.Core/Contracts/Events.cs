@@ -22,7 +22,8 @@ public sealed record FineTuneRequested(string Model, string Trigger, string Trig
 /// <param name="JobId">The job.</param>
 /// <param name="Attempt">1 for the first run, more for retries.</param>
 /// <param name="ResumedFromStep">The checkpoint step resumed from, if any.</param>
-public sealed record TrainingStarted(string Model, string JobId, int Attempt, int? ResumedFromStep) : IPipelineEvent;
+/// <param name="Memory">The trainer's peak-memory estimate and the limit it runs under (for an out-of-memory report).</param>
+public sealed record TrainingStarted(string Model, string JobId, int Attempt, int? ResumedFromStep, Jobs.MemoryBudget? Memory = null) : IPipelineEvent;
 
 /// <summary>Training progress, throttled to one every few seconds.</summary>
 /// <param name="Model">The model.</param>
@@ -47,7 +48,20 @@ public sealed record TrainingCompleted(string Model, string JobId, string Candid
 /// <param name="JobId">The job.</param>
 /// <param name="Error">What went wrong.</param>
 /// <param name="Retryable">Whether running again (from the checkpoint) can help: true for a crash or a lost machine, false for a bad spec or model.</param>
-public sealed record TrainingFailed(string Model, string JobId, string Error, bool Retryable) : IPipelineEvent;
+/// <param name="Environmental">
+/// The environment ran out (disk full, no capacity or quota, storage busy, killed for memory): the job waits and tries
+/// again later without spending a crash attempt. Implies <paramref name="Retryable"/>.
+/// </param>
+/// <param name="RetryAfterSeconds">When the environment said when to try again (a <c>Retry-After</c>), in seconds.</param>
+public sealed record TrainingFailed(string Model, string JobId, string Error, bool Retryable, bool Environmental = false, double? RetryAfterSeconds = null) : IPipelineEvent;
+
+/// <summary>A job waits for the environment (on <c>model-events</c>, so people and tools can see it); it resumes by itself.</summary>
+/// <param name="Model">The model.</param>
+/// <param name="JobId">The job.</param>
+/// <param name="Reason">What ran out.</param>
+/// <param name="NextTryAt">When it is tried again; null while it waits for a run the environment has not started yet.</param>
+/// <param name="GiveUpAt">When it fails for good if the environment has not recovered (the wait horizon).</param>
+public sealed record JobWaiting(string Model, string JobId, string Reason, DateTimeOffset? NextTryAt, DateTimeOffset GiveUpAt) : IPipelineEvent;
 
 /// <summary>A model version was approved and published.</summary>
 /// <param name="Model">The model.</param>

@@ -2,7 +2,10 @@ using System.Text.Json.Nodes;
 
 namespace Serverless.Core.Jobs;
 
-/// <summary>The states of a job. Terminal: <c>Published</c>, <c>Rejected</c>, <c>Failed</c>, <c>Cancelled</c>.</summary>
+/// <summary>
+/// The states of a job. Terminal: <c>Published</c>, <c>Rejected</c>, <c>Failed</c>, <c>Cancelled</c> (the last two
+/// leave it only by a retry on request).
+/// </summary>
 public enum JobState
 {
     /// <summary>Snapshot taken; validating and tokenizing.</summary>
@@ -13,6 +16,13 @@ public enum JobState
 
     /// <summary>The trainer is training.</summary>
     Running,
+
+    /// <summary>
+    /// The environment ran out (disk full, no GPU capacity or quota, storage busy, killed for memory): nothing is wrong
+    /// with the job, so it waits — its checkpoint kept, no crash attempt spent — and tries again at
+    /// <see cref="JobWait.NextTryAt"/> (or, for a run the environment has not started yet, when it starts).
+    /// </summary>
+    Waiting,
 
     /// <summary>Trained and evaluated; the Publish stage decides.</summary>
     Completed,
@@ -36,21 +46,34 @@ public static class JobStates
     private static readonly Dictionary<JobState, JobState[]> Next = new()
     {
         [JobState.Preparing] = [JobState.Dispatched, JobState.Failed, JobState.Cancelled],
-        [JobState.Dispatched] = [JobState.Running, JobState.Failed, JobState.Cancelled, JobState.Dispatched],
-        [JobState.Running] = [JobState.Completed, JobState.Failed, JobState.Cancelled, JobState.Dispatched],
+        [JobState.Dispatched] = [JobState.Running, JobState.Failed, JobState.Cancelled, JobState.Dispatched, JobState.Waiting],
+        [JobState.Running] = [JobState.Completed, JobState.Failed, JobState.Cancelled, JobState.Dispatched, JobState.Waiting],
+        [JobState.Waiting] = [JobState.Dispatched, JobState.Running, JobState.Failed, JobState.Cancelled],
         [JobState.Completed] = [JobState.Published, JobState.Rejected],
         [JobState.Published] = [],
         [JobState.Rejected] = [],
-        [JobState.Failed] = [],
-        [JobState.Cancelled] = [],
+        [JobState.Failed] = [JobState.Dispatched],      // retried on request
+        [JobState.Cancelled] = [JobState.Dispatched],   // retried on request
     };
+
+    private static readonly HashSet<JobState> Terminal = [JobState.Published, JobState.Rejected, JobState.Failed, JobState.Cancelled];
 
     /// <summary>Whether a job in <paramref name="from"/> may move to <paramref name="to"/> (a retry moves Running back to Dispatched).</summary>
     public static bool CanMove(JobState from, JobState to) => Next[from].Contains(to);
 
-    /// <summary>Whether the state is final.</summary>
-    public static bool IsTerminal(JobState state) => Next[state].Length == 0;
+    /// <summary>Whether the state is final: nothing moves the job on by itself (a failed or cancelled job moves only when retried on request).</summary>
+    public static bool IsTerminal(JobState state) => Terminal.Contains(state);
+
+    /// <summary>Whether <c>tune retry</c> can run a job in this state again.</summary>
+    public static bool CanRetry(JobState state) => state is JobState.Failed or JobState.Cancelled or JobState.Waiting;
 }
+
+/// <summary>Why a job waits and until when.</summary>
+/// <param name="Reason">What ran out, for people (<c>no space left on device writing a checkpoint…</c>).</param>
+/// <param name="Since">When this stretch of waiting began (the horizon counts from here).</param>
+/// <param name="NextTryAt">When it is tried again; null while it waits for a run the environment has not started yet.</param>
+/// <param name="Tries">Environmental failures in this stretch.</param>
+public sealed record JobWait(string Reason, DateTimeOffset Since, DateTimeOffset? NextTryAt, int Tries);
 
 /// <summary>One file of a dataset snapshot.</summary>
 /// <param name="Name">The blob name (<c>datasets/{model}/x.jsonl</c>).</param>
@@ -58,6 +81,11 @@ public static class JobStates
 /// <param name="Length">Bytes.</param>
 /// <param name="Sha256">Hex SHA-256 of its content.</param>
 public sealed record SnapshotFile(string Name, string ETag, long Length, string Sha256);
+
+/// <summary>What the trainer expected to need and what it was allowed.</summary>
+/// <param name="EstimatedBytes">Its estimate of peak resident memory.</param>
+/// <param name="LimitBytes">The limit it ran under (cgroup, or physical memory).</param>
+public sealed record MemoryBudget(long EstimatedBytes, long LimitBytes);
 
 /// <summary>A state change, with when and why.</summary>
 /// <param name="State">The new state.</param>
@@ -111,6 +139,18 @@ public sealed record JobDocument
     /// <summary>Trainer runs started (retries add one).</summary>
     public int Attempts { get; init; }
 
+    /// <summary>Crash failures (retryable, not environmental) counted against <c>maxAttempts</c>; a retry on request starts again from 0.</summary>
+    public int Crashes { get; init; }
+
+    /// <summary>Why and until when the job waits, while it is <see cref="JobState.Waiting"/> (kept afterwards as the last wait).</summary>
+    public JobWait? Wait { get; init; }
+
+    /// <summary>The trainer's memory estimate and the limit it saw, in bytes, once a trainer started (for an out-of-memory report).</summary>
+    public MemoryBudget? Memory { get; init; }
+
+    /// <summary>Whether retention removed the job's prepared shards and checkpoints (it can no longer be retried).</summary>
+    public bool Swept { get; init; }
+
     /// <summary>The dispatcher's name for the current trainer run.</summary>
     public string? Execution { get; init; }
 
@@ -144,9 +184,20 @@ public sealed record JobDocument
     /// </summary>
     public JobDocument? RequestCancel(DateTimeOffset at) =>
         JobStates.IsTerminal(State) || State == JobState.Completed ? null
-        : State == JobState.Preparing || (State == JobState.Dispatched && Execution is null)
+        : State is JobState.Preparing or JobState.Waiting || (State == JobState.Dispatched && Execution is null)
             ? MoveTo(JobState.Cancelled, at, "cancelled before training started") with { CancelRequested = true }
             : this with { CancelRequested = true };
+
+    /// <summary>
+    /// This document moved back to <c>dispatched</c> by a retry on request, with a fresh crash budget, its wait and
+    /// cancel cleared; null when its state cannot be retried (<see cref="JobStates.CanRetry"/>).
+    /// </summary>
+    public JobDocument? Retry(DateTimeOffset at) =>
+        !JobStates.CanRetry(State) || Swept || (State == JobState.Waiting && Execution is not null) ? null
+        : MoveTo(JobState.Dispatched, at, $"retried on request (was {State.ToString().ToLowerInvariant()})") with
+        {
+            Crashes = 0, Execution = null, CancelRequested = false, Error = null,
+        };
 
     /// <summary>This document moved to <paramref name="state"/> at <paramref name="at"/>; throws if the move is not allowed.</summary>
     public JobDocument MoveTo(JobState state, DateTimeOffset at, string? note = null)

@@ -25,13 +25,19 @@ internal static class Checkpoint
         IEnumerable<(string Name, Tensor Tensor)> optimizer, IEnumerable<(string Name, Tensor Tensor)> best)
     {
         Directory.CreateDirectory(root);
+        var weightList = weights.ToList();
+        var optimizerList = optimizer.ToList();
+        var bestList = best.ToList();
+        // Check the room first, so a full disk stops us before a half-written checkpoint, not during one.
+        var bytes = weightList.Concat(optimizerList).Concat(bestList).Sum(t => t.Tensor.numel() * t.Tensor.ElementSize);
+        DiskSpace.Ensure(root, bytes, "a checkpoint");
         var temp = Path.Combine(root, "latest.tmp-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(temp);
         try
         {
-            SafetensorsFile.Save(Path.Combine(temp, "model.safetensors"), weights.ToList());
-            SafetensorsFile.Save(Path.Combine(temp, "optimizer.safetensors"), optimizer.ToList());
-            SafetensorsFile.Save(Path.Combine(temp, "best.safetensors"), best.ToList());
+            SafetensorsFile.Save(Path.Combine(temp, "model.safetensors"), weightList);
+            SafetensorsFile.Save(Path.Combine(temp, "optimizer.safetensors"), optimizerList);
+            SafetensorsFile.Save(Path.Combine(temp, "best.safetensors"), bestList);
             File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, TrainingSpec.JsonOptions));
 
             var latest = Path.Combine(root, Latest);

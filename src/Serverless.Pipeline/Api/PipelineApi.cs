@@ -22,7 +22,7 @@ public sealed record ApiResult(HttpStatusCode Status, JsonNode Body)
 
 /// <summary>
 /// The HTTP API's logic, host-agnostic (the Functions app's HTTP triggers are a few lines over it): list and show
-/// models, show a job, submit a job, cancel a job. Bodies over <see cref="MaxBodyBytes"/> are refused; every name is
+/// models, show a job, submit a job, cancel a job, retry a job. Bodies over <see cref="MaxBodyBytes"/> are refused; every name is
 /// validated before it reaches storage.
 /// </summary>
 public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStore blobs, PipelineBus bus)
@@ -132,6 +132,54 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
 
         var now = bus.Clock.GetUtcNow();
         var job = await jobs.UpdateAsync(id, j => j.RequestCancel(now), cancellationToken);
+        return new ApiResult(HttpStatusCode.Accepted, JsonSerializer.SerializeToNode(job, Json)!);
+    }
+
+    /// <summary>
+    /// POST /api/jobs/{id}/retry: runs a failed, waiting or cancelled job again from its last complete checkpoint, with a
+    /// fresh attempt budget. Idempotent: two retries at once start one run (the job document's conditional write lets
+    /// one move it; the other finds it already dispatched and answers the same). 409 for a job that cannot be retried.
+    /// </summary>
+    public async Task<ApiResult> RetryAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var found = await GetJobAsync(id, cancellationToken);
+        if (found.Status != HttpStatusCode.OK)
+        {
+            return found;
+        }
+
+        var current = (await jobs.GetAsync(id, cancellationToken))!.Value.Job;
+        if (current.DatasetErrors is { Count: > 0 })
+        {
+            return ApiResult.Error(HttpStatusCode.Conflict,
+                $"job {id} was refused for its dataset or spec ({current.Error}); the same snapshot would fail again: fix the data or tune.json and upload again, which starts a new job.");
+        }
+
+        if (JobStates.CanRetry(current.State) && (current.Swept || await blobs.GetAsync(Containers.Prepared, $"{id}/manifest.json", cancellationToken) is null))
+        {
+            return ApiResult.Error(HttpStatusCode.Conflict, current.Swept
+                ? $"job {id}'s prepared data and checkpoints were removed by retention; upload the dataset again to train anew."
+                : $"job {id} was never prepared; upload the dataset again to train anew.");
+        }
+
+        var now = bus.Clock.GetUtcNow();
+        var moved = false;
+        var job = await jobs.UpdateAsync(id, j =>
+        {
+            var retried = j.Retry(now);
+            moved = retried is not null;
+            return retried;
+        }, cancellationToken);
+        if (!moved && !(job.State == JobState.Dispatched && job.History[^1].Note?.StartsWith("retried on request", StringComparison.Ordinal) == true))
+        {
+            return ApiResult.Error(HttpStatusCode.Conflict, job.State == JobState.Waiting
+                ? $"job {id} is waiting for a trainer run the environment has not started yet ({job.Wait?.Reason}); cancel it first to start over."
+                : $"job {id} is {job.State.ToString().ToLowerInvariant()}: only failed, waiting and cancelled jobs can be retried.");
+        }
+
+        // The request's id is the transition's: a second retry of the same state sends nothing new.
+        var retry = job.History.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: id), PipelineBus.StableId(id, "retry-on-request", retry), cancellationToken: cancellationToken);
         return new ApiResult(HttpStatusCode.Accepted, JsonSerializer.SerializeToNode(job, Json)!);
     }
 

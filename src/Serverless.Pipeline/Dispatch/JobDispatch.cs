@@ -13,7 +13,7 @@ namespace Serverless.Pipeline.Dispatch;
 /// (<c>starting@{time}</c>) before the trainer is started; a claim whose host died before the trainer reached
 /// <c>running</c> is taken over after <see cref="PipelineOptions.StartTimeout"/>, so a crash there loses nothing.
 /// </summary>
-public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, ILogger<JobDispatch> logger)
+public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, EnvironmentWait waits, ILogger<JobDispatch> logger)
 {
     private const string Starting = "starting@";
 
@@ -49,7 +49,7 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
         {
             claimed = false;
             var free = job.Execution is null || IsStaleClaim(job, now);
-            if (!free || job.State is not (JobState.Preparing or JobState.Dispatched) || job.CancelRequested)
+            if (!free || job.State is not (JobState.Preparing or JobState.Dispatched or JobState.Waiting) || job.CancelRequested)
             {
                 return null;
             }
@@ -58,7 +58,7 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
             var takeover = job.State == JobState.Dispatched && job.Execution is not null;
             var moved = job.State == JobState.Dispatched
                 ? takeover ? job.MoveTo(JobState.Dispatched, now, "taking over the trainer claim of a host that stopped before recording its run") : job
-                : job.MoveTo(JobState.Dispatched, now, "trainer starting");
+                : job.MoveTo(JobState.Dispatched, now, job.State == JobState.Waiting ? "trying again after waiting for the environment" : "trainer starting");
             // A takeover continues the attempt whose start was never recorded (the dispatcher adopts its run if it exists).
             return moved with { Execution = claim, Attempts = takeover ? job.Attempts : job.Attempts + 1 };
         }, cancellationToken);
@@ -74,7 +74,19 @@ public sealed class JobDispatch(JobStore jobs, IJobDispatcher dispatcher, Pipeli
             return false;
         }
 
-        var execution = await dispatcher.StartAsync(jobId, updated.Attempts, cancellationToken);
+        string execution;
+        try
+        {
+            execution = await dispatcher.StartAsync(jobId, updated.Attempts, cancellationToken);
+        }
+        catch (EnvironmentUnavailableException e)
+        {
+            // No capacity or quota for a trainer now: the job waits (the claim is released) and tries again later.
+            logger.JobWaitsForEnvironment(jobId, e.Message);
+            await waits.WaitAsync(jobId, e.Message, e.RetryAfter, cancellationToken: cancellationToken);
+            return false;
+        }
+
         await jobs.UpdateAsync(jobId, job => job.Execution == claim ? job with { Execution = execution } : null, cancellationToken);
         logger.JobDispatched(jobId, execution, updated.Attempts);
         return true;

@@ -14,7 +14,7 @@ namespace Serverless.Pipeline.Dispatch;
 /// host that died with its trainers, an execution that vanished. Runs in every host that can see trainers: the
 /// embedded host, the Azure worker while it is up, and the Functions app's timer while the worker sleeps.
 /// </summary>
-public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, ILogger<TrainerWatch> logger)
+public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, PipelineBus bus, PipelineOptions options, EnvironmentWait waits, ILogger<TrainerWatch> logger)
 {
     /// <summary>The trainer's exit code when it failed and published <c>TrainingFailed</c> itself.</summary>
     public const int ReportedFailureExitCode = 2;
@@ -26,13 +26,46 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
         var now = bus.Clock.GetUtcNow();
         await foreach (var job in jobs.ListActiveAsync(cancellationToken))
         {
-            if (job.State is not (JobState.Dispatched or JobState.Running) || job.Execution is not { } execution || JobDispatch.IsClaim(execution))
+            if (job.State is not (JobState.Dispatched or JobState.Running or JobState.Waiting) || job.Execution is not { } execution || JobDispatch.IsClaim(execution))
             {
                 continue;
             }
 
             var status = await dispatcher.GetStatusAsync(execution, cancellationToken);
             var lastSign = new[] { job.Progress?.At ?? DateTimeOffset.MinValue, job.History.Count > 0 ? job.History[^1].At : job.CreatedAt }.Max();
+            if (job.State is JobState.Dispatched or JobState.Waiting)
+            {
+                // The run was started but its trainer never reported running: the environment has not scheduled it (no
+                // GPU capacity or quota), or could not (it failed before the trainer started). Either way the job waits:
+                // for the same run while it is pending, for a new one after it failed.
+                var pendingFor = now - (job.State == JobState.Waiting && job.Wait is { } w ? w.Since : lastSign);
+                if (status is ExecutionStatus.Failed or ExecutionStatus.Unknown && (job.State == JobState.Waiting || status == ExecutionStatus.Failed))
+                {
+                    await waits.WaitAsync(job.JobId, $"the trainer run {execution} ended before its trainer started (no capacity for its container, or it could not start: see the run's logs)", cancellationToken: cancellationToken);
+                    reported.Add(job.JobId);
+                    continue;
+                }
+
+                if (job.State == JobState.Dispatched && status == ExecutionStatus.Running && pendingFor >= options.PendingNotice)
+                {
+                    await waits.WaitAsync(job.JobId, $"the trainer run {execution} has not started after {pendingFor.TotalMinutes:F0} min: the environment has no capacity for it yet",
+                        pendingExecution: execution, cancellationToken: cancellationToken);
+                    reported.Add(job.JobId);
+                    continue;
+                }
+
+                if (job.State == JobState.Waiting)
+                {
+                    if (now - job.Wait!.Since >= options.WaitHorizon)
+                    {
+                        await dispatcher.CancelAsync(execution, cancellationToken);
+                        await waits.WaitAsync(job.JobId, job.Wait.Reason, pendingExecution: execution, cancellationToken: cancellationToken);   // past the horizon: fails
+                    }
+
+                    continue;
+                }
+            }
+
             var reason = status switch
             {
                 ExecutionStatus.Failed => $"the trainer run {execution} failed",
@@ -75,11 +108,26 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
         }
     }
 
-    /// <summary>Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed).</summary>
-    public Task TrainerExitedAsync(string jobId, int exitCode) =>
-        ReportLostAsync(jobId, null, $"the trainer exited with code {exitCode}", exitCode == ReportedFailureExitCode);
+    /// <summary>
+    /// Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed). One the kernel
+    /// killed for memory (<paramref name="outOfMemory"/>) is reported as such, with its step and the trainer's estimate,
+    /// and the job waits rather than spending a crash attempt.
+    /// </summary>
+    public async Task TrainerExitedAsync(string jobId, int exitCode, bool outOfMemory = false)
+    {
+        if (!outOfMemory)
+        {
+            await ReportLostAsync(jobId, null, $"the trainer exited with code {exitCode}", exitCode == ReportedFailureExitCode);
+            return;
+        }
 
-    private async Task<bool> ReportLostAsync(string jobId, string? execution, string reason, bool reportedItself)
+        var job = (await jobs.GetAsync(jobId))?.Job;
+        var step = job?.Progress is { } p ? $" at {p.Phase} step {p.Step}" : " before its first step";
+        var budget = job?.Memory is { } m ? $"; estimated {Model.Training.DiskSpace.Format(m.EstimatedBytes)}, limit {Model.Training.DiskSpace.Format(m.LimitBytes)}" : "";
+        await ReportLostAsync(jobId, null, $"the trainer was killed for memory (out of memory, exit code {exitCode}){step}{budget}", reportedItself: false, environmental: true);
+    }
+
+    private async Task<bool> ReportLostAsync(string jobId, string? execution, string reason, bool reportedItself, bool environmental = false)
     {
         var found = await jobs.GetAsync(jobId);
         if (reportedItself || found is not { } current || current.Job.State is not (JobState.Dispatched or JobState.Running)
@@ -89,7 +137,7 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
         }
 
         await bus.PublishAsync(Entities.TrainingEvents,
-            new TrainingFailed(current.Job.Model, jobId, reason, Retryable: true),
+            new TrainingFailed(current.Job.Model, jobId, reason, Retryable: true, Environmental: environmental),
             PipelineBus.StableId(jobId, nameof(TrainingFailed), current.Job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             "/serverless/dispatch");
         return true;

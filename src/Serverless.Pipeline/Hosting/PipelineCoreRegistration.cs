@@ -14,7 +14,8 @@ public static class PipelineCoreRegistration
 {
     /// <summary>
     /// The options (validated here, so a host with settings that cannot work fails at start), the bus with the
-    /// pipeline's conventions, job documents, local copies of blobs, specs, the model registry and model resolution.
+    /// pipeline's conventions, job documents, local copies of blobs, specs, the model registry, model resolution, the
+    /// wait for the environment and the retention sweep.
     /// Needs <see cref="IBlobStore"/>, <see cref="IMessageBus"/> and logging (every host has it); uses the registered
     /// <see cref="TimeProvider"/>, else the system clock.
     /// </summary>
@@ -30,6 +31,8 @@ public static class PipelineCoreRegistration
         services.TryAddSingleton<SpecReader>();
         services.TryAddSingleton<ModelRegistry>();
         services.TryAddSingleton<ModelResolver>();
+        services.TryAddSingleton<Dispatch.EnvironmentWait>();
+        services.TryAddSingleton<Retention.RetentionSweep>();
         return services;
     }
 }

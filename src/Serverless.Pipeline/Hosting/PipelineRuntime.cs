@@ -92,13 +92,17 @@ public sealed class PipelineRuntime
     /// <summary>The embedded host's pumps for <see cref="StageMessages"/>.</summary>
     public IReadOnlyList<MessagePump> Pumps() => [.. StageMessages().Select(stage => new MessagePump(Bus.Bus, stage))];
 
-    /// <summary>Runs the bus-triggered stages, the schedule and the trainer watch until cancelled.</summary>
+    /// <summary>Retention (finished jobs' shards and checkpoints).</summary>
+    public Retention.RetentionSweep Retention => Get<Retention.RetentionSweep>();
+
+    /// <summary>Runs the bus-triggered stages, the schedule, the trainer watch and the retention sweep until cancelled.</summary>
     public async Task RunStagesAsync(TimeSpan idle, CancellationToken cancellationToken)
     {
         await Bus.EnsureTopologyAsync(Options.Entities, cancellationToken);
         var tasks = Pumps().Select(p => p.RunAsync(idle, cancellationToken)).ToList();
         tasks.Add(Get<ScheduleTimer>().RunAsync(cancellationToken));
         tasks.Add(Watch.RunAsync(cancellationToken));
+        tasks.Add(Retention.RunAsync(cancellationToken));
         await Task.WhenAll(tasks);
     }
 
@@ -106,5 +110,5 @@ public sealed class PipelineRuntime
     public Task<IReadOnlyList<string>> WatchTrainersAsync(CancellationToken cancellationToken = default) => Watch.WatchAsync(cancellationToken);
 
     /// <summary>Reports a trainer that exited with an error without publishing TrainingFailed (killed, crashed).</summary>
-    public Task TrainerExitedAsync(string jobId, int exitCode) => Watch.TrainerExitedAsync(jobId, exitCode);
+    public Task TrainerExitedAsync(string jobId, int exitCode, bool outOfMemory = false) => Watch.TrainerExitedAsync(jobId, exitCode, outOfMemory);
 }

@@ -17,7 +17,9 @@ public sealed class TrainingEventsStatusHandler(JobStore jobs, TimeProvider cloc
         {
             case nameof(TrainingStarted):
                 var started = e.DataAs<TrainingStarted>();
-                await Update(started.JobId, j => j.State == JobState.Dispatched ? j.MoveTo(JobState.Running, clock.GetUtcNow(), $"attempt {started.Attempt}") : null, cancellationToken);
+                await Update(started.JobId, j => j.State == JobState.Dispatched || (j.State == JobState.Waiting && j.Execution is not null)
+                    ? j.MoveTo(JobState.Running, clock.GetUtcNow(), $"attempt {started.Attempt}") with { Memory = started.Memory ?? j.Memory }
+                    : null, cancellationToken);
                 break;
             case nameof(TrainingProgress):
                 var p = e.DataAs<TrainingProgress>();

@@ -37,6 +37,42 @@ public sealed record PipelineOptions
     /// <summary>The longest retry delay, however many attempts came before. <value>5 min</value>.</summary>
     public TimeSpan MaxRetryBackoff { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>First wait after the environment ran out (disk, capacity, memory); doubles each time, unless the environment said when (Retry-After). <value>30 s</value>.</summary>
+    public TimeSpan WaitBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The longest single wait. <value>15 min</value>.</summary>
+    public TimeSpan MaxWaitBackoff { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How long a job may keep waiting for the environment before it fails for good (it can still be retried on request). <value>12 h</value>.</summary>
+    public TimeSpan WaitHorizon { get; init; } = TimeSpan.FromHours(12);
+
+    /// <summary>How long a started trainer run may stay pending (the environment has not scheduled it) before the job shows as waiting. <value>5 min</value>.</summary>
+    public TimeSpan PendingNotice { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Prepared shards, checkpoints and work files of jobs finished (published, rejected, failed, cancelled) longer ago than this are removed; registry versions never are. <value>7 days</value>.</summary>
+    public TimeSpan Retention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the retention sweep runs in a long-running host. <value>1 h</value>.</summary>
+    public TimeSpan RetentionInterval { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The memory the trainer checks its estimate against, in bytes; null means what the runtime sees (the container's
+    /// cgroup limit, else physical memory). The trainer program reads <c>TUNE_MEMORY_LIMIT</c> into it.
+    /// </summary>
+    public long? MemoryLimit { get; init; }
+
+    /// <summary>The wait before try <paramref name="tries"/> (1-based) of a job waiting for the environment.</summary>
+    public TimeSpan WaitFor(int tries, TimeSpan? retryAfter = null)
+    {
+        if (retryAfter is { } said && said > TimeSpan.Zero)
+        {
+            return said < MaxWaitBackoff ? said : MaxWaitBackoff;
+        }
+
+        var backoff = WaitBackoff * Math.Pow(2, Math.Min(30, Math.Max(0, tries - 1)));
+        return backoff < MaxWaitBackoff ? backoff : MaxWaitBackoff;
+    }
+
     /// <summary>Throws, naming the setting, when a value cannot work (no trainer slots, a non-positive interval).</summary>
     public void Validate()
     {
@@ -52,7 +88,9 @@ public sealed record PipelineOptions
         }
 
         foreach (var (name, value) in new[] { (nameof(DispatchRetryDelay), DispatchRetryDelay), (nameof(ProgressInterval), ProgressInterval), (nameof(StartTimeout), StartTimeout),
-            (nameof(WatchInterval), WatchInterval), (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(RetryBackoff), RetryBackoff), (nameof(MaxRetryBackoff), MaxRetryBackoff) })
+            (nameof(WatchInterval), WatchInterval), (nameof(HeartbeatTimeout), HeartbeatTimeout), (nameof(RetryBackoff), RetryBackoff), (nameof(MaxRetryBackoff), MaxRetryBackoff),
+            (nameof(WaitBackoff), WaitBackoff), (nameof(MaxWaitBackoff), MaxWaitBackoff), (nameof(WaitHorizon), WaitHorizon), (nameof(PendingNotice), PendingNotice),
+            (nameof(Retention), Retention), (nameof(RetentionInterval), RetentionInterval) })
         {
             if (value <= TimeSpan.Zero)
             {

@@ -12,11 +12,12 @@ namespace Serverless.Pipeline.Publish;
 /// <summary>
 /// Publish (subscription <c>training-events/publisher</c>): on <c>TrainingCompleted</c>, applies the spec's gate;
 /// approved candidates become the next registry version (<see cref="ModelRegistry"/>) and a <c>ModelPublished</c>
-/// event, rejected ones a <c>ModelRejected</c> with the numbers that failed. On <c>TrainingFailed</c>, retries from
-/// the checkpoint with backoff while attempts remain, else fails the job. Redelivered events change nothing twice:
+/// event, rejected ones a <c>ModelRejected</c> with the numbers that failed. On <c>TrainingFailed</c>: a crash is
+/// retried from the checkpoint with backoff while attempts remain, else the job fails; a failure of the environment
+/// (disk, capacity, memory) makes the job wait (<see cref="Dispatch.EnvironmentWait"/>) without spending an attempt. Redelivered events change nothing twice:
 /// a job yields at most one version, and its events carry stable ids.
 /// </summary>
-public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry registry, PipelineBus bus, PipelineOptions options, ILogger<TrainingEventsPublisherHandler> logger)
+public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry registry, PipelineBus bus, PipelineOptions options, Dispatch.EnvironmentWait waits, ILogger<TrainingEventsPublisherHandler> logger)
 {
     private const string Source = "/serverless/publish";
 
@@ -98,12 +99,25 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
             return;
         }
 
+        if (failed.Environmental && !current.Job.CancelRequested)
+        {
+            // Nothing is wrong with the job: it waits for the environment, its checkpoint kept, no attempt spent.
+            if (current.Job.State is (JobState.Running or JobState.Dispatched) && current.Job.Execution is not null)
+            {
+                logger.TrainingFailed(failed.JobId, current.Job.Attempts, failed.Retryable, failed.Error);
+                await waits.WaitAsync(failed.JobId, failed.Error, failed.RetryAfterSeconds is { } s ? TimeSpan.FromSeconds(s) : null, cancellationToken: cancellationToken);
+            }
+
+            return;
+        }
+
         var spec = PipelineSpec.Parse(current.Job.Spec, $"job {failed.JobId} spec");
         var now = bus.Clock.GetUtcNow();
         var retry = false;
         var job = await jobs.UpdateAsync(failed.JobId, j =>
         {
-            retry = failed.Retryable && j.Attempts < spec.MaxAttempts && !j.CancelRequested;
+            // Crashes are counted against maxAttempts; waits for the environment are not, and a retry on request starts again.
+            retry = failed.Retryable && j.Crashes + 1 < spec.MaxAttempts && !j.CancelRequested;
             // Only a live run can fail; a job already waiting for its retry ignores a second report of the same failure.
             if (j.State is not (JobState.Running or JobState.Dispatched) || j.Execution is null)
             {
@@ -111,14 +125,15 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
                 return null;
             }
 
+            var counted = j with { Execution = null, Error = failed.Error, Crashes = j.Crashes + (failed.Retryable ? 1 : 0) };
             return retry
-                ? j.MoveTo(JobState.Dispatched, now, $"attempt {j.Attempts} failed, retrying: {failed.Error}") with { Execution = null, Error = failed.Error }
-                : j.MoveTo(JobState.Failed, now, failed.Error) with { Execution = null, Error = failed.Error };
+                ? counted.MoveTo(JobState.Dispatched, now, $"attempt {j.Attempts} failed, retrying: {failed.Error}")
+                : counted.MoveTo(JobState.Failed, now, failed.Error);
         }, cancellationToken);
         logger.TrainingFailed(failed.JobId, job.Attempts, failed.Retryable, failed.Error);
         if (retry)
         {
-            var backoff = options.RetryBackoff * Math.Pow(2, Math.Min(30, Math.Max(0, job.Attempts - 1)));
+            var backoff = options.RetryBackoff * Math.Pow(2, Math.Min(30, Math.Max(0, job.Crashes - 1)));
             var delay = backoff < options.MaxRetryBackoff ? backoff : options.MaxRetryBackoff;
             await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: job.JobId),
                 PipelineBus.StableId(job.JobId, "retry", job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), now + delay, cancellationToken);

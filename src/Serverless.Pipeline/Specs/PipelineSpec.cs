@@ -30,11 +30,11 @@ public sealed record RetrainSpec(string? Cron = null, bool OnlyIfDataChanged = t
 
 /// <summary>
 /// A model's spec (<c>datasets/{model}/tune.json</c>): the training fields of <see cref="TrainingSpec"/> plus the
-/// pipeline's: <c>baseModel</c>, <c>gate</c>, <c>retrain</c>, <c>debounceSeconds</c>, <c>maxAttempts</c>.
+/// pipeline's: <c>baseModel</c>, <c>gate</c>, <c>retrain</c>, <c>debounceSeconds</c>, <c>maxAttempts</c>, <c>keepCheckpoints</c>.
 /// </summary>
 public sealed record PipelineSpec
 {
-    private static readonly string[] PipelineFields = ["baseModel", "gate", "retrain", "debounceSeconds", "maxAttempts"];
+    private static readonly string[] PipelineFields = ["baseModel", "gate", "retrain", "debounceSeconds", "maxAttempts", "keepCheckpoints"];
 
     /// <summary>A name under <c>base-models/</c>, or a registry reference <c>model@alias</c> / <c>model@3</c>. <value>demo-base</value>.</summary>
     public string BaseModel { get; init; } = "demo-base";
@@ -50,6 +50,9 @@ public sealed record PipelineSpec
 
     /// <summary>Trainer runs a job may take (the first and its retries after crashes). <value>3</value>.</summary>
     public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Complete checkpoints kept in storage per training phase (older ones are removed once a newer one is complete). <value>2</value>.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>The training recipe.</summary>
     public TrainingSpec Training { get; init; } = new();
@@ -94,13 +97,14 @@ public sealed record PipelineSpec
                 BaseModel = json["baseModel"]?.GetValue<string>() ?? spec.BaseModel,
                 DebounceSeconds = json["debounceSeconds"]?.GetValue<double>() ?? spec.DebounceSeconds,
                 MaxAttempts = json["maxAttempts"]?.GetValue<int>() ?? spec.MaxAttempts,
+                KeepCheckpoints = json["keepCheckpoints"]?.GetValue<int>() ?? spec.KeepCheckpoints,
                 Gate = json["gate"]?.Deserialize<GateSpec>(Json) ?? spec.Gate,
                 Retrain = json["retrain"]?.Deserialize<RetrainSpec>(Json) ?? spec.Retrain,
             };
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {
-            problems.Add($"baseModel/gate/retrain/debounceSeconds/maxAttempts: a value has the wrong type ({e.Message.Split(" Path:")[0]})");
+            problems.Add($"baseModel/gate/retrain/debounceSeconds/maxAttempts/keepCheckpoints: a value has the wrong type ({e.Message.Split(" Path:")[0]})");
         }
 
         if (string.IsNullOrWhiteSpace(spec.BaseModel))
@@ -120,6 +124,11 @@ public sealed record PipelineSpec
         if (spec.MaxAttempts is < 1 or > 20)
         {
             problems.Add($"maxAttempts: is {spec.MaxAttempts}; it must be between 1 and 20.");
+        }
+
+        if (spec.KeepCheckpoints is < 1 or > 100)
+        {
+            problems.Add($"keepCheckpoints: is {spec.KeepCheckpoints}; it must be between 1 and 100.");
         }
 
         if (spec.Gate.MaxBiasShift is { } shift && !(shift >= 0 && double.IsFinite(shift)))

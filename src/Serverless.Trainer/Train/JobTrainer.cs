@@ -63,7 +63,8 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
     {
         var found = await jobs.GetAsync(jobId, cancellationToken) ?? throw new InvalidOperationException($"Job {jobId} does not exist.");
         var job = found.Job;
-        if (job.State is not (JobState.Dispatched or JobState.Running))
+        // A run the environment kept pending while the job showed as waiting may start late: it carries on from there.
+        if (job.State is not (JobState.Dispatched or JobState.Running) && !(job.State == JobState.Waiting && job.Execution is not null))
         {
             return TrainerOutcome.Skipped;
         }
@@ -74,10 +75,23 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         try
         {
             var spec = PipelineSpec.Parse(job.Spec, $"job {jobId} spec");
-            job = await jobs.UpdateAsync(jobId, j => j.State == JobState.Dispatched ? j.MoveTo(JobState.Running, bus.Clock.GetUtcNow(), $"attempt {j.Attempts}") : null, cancellationToken);
+            job = await jobs.UpdateAsync(jobId, j => j.State == JobState.Dispatched || (j.State == JobState.Waiting && j.Execution is not null)
+                ? j.MoveTo(JobState.Running, bus.Clock.GetUtcNow(), $"attempt {j.Attempts}") : null, cancellationToken);
 
             var baseModel = await models.ResolveAsync(spec.BaseModel, cancellationToken)
                 ?? throw new ModelFormatException($"base model '{spec.BaseModel}' was not found.");
+
+            // Refuse up front, with the numbers, a job that cannot fit in the memory this trainer may use.
+            var estimate = MemoryEstimate.For(Model.Gpt2.Gpt2Config.Load(Path.Combine(baseModel, "config.json")), spec.Training,
+                spec.Training.Teacher is { } teacher && File.Exists(Path.Combine(teacher, "config.json")) ? Model.Gpt2.Gpt2Config.Load(Path.Combine(teacher, "config.json")) : null);
+            var memoryLimit = options.MemoryLimit ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            if (estimate.Refusal(memoryLimit, spec.Training) is { } tooBig)
+            {
+                throw new SpecException("spec", [$"memory: {tooBig}"]);
+            }
+
+            var memory = new MemoryBudget(estimate.TotalBytes, memoryLimit);
+            job = await jobs.UpdateAsync(jobId, j => j with { Memory = memory }, cancellationToken);
             var champion = await registry.FindVersionAsync(job.Model, "champion", cancellationToken) is not null
                 ? await models.ResolveAsync($"{job.Model}@champion", cancellationToken)
                 : null;
@@ -89,7 +103,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
 
             var output = Path.Combine(work, "out");
             var resumedFrom = await RestoreCheckpointsAsync(jobId, output, FineTuneJob.Phases(spec.Training), cancellationToken);
-            await bus.PublishAsync(Entities.TrainingEvents, new TrainingStarted(job.Model, jobId, job.Attempts, resumedFrom),
+            await bus.PublishAsync(Entities.TrainingEvents, new TrainingStarted(job.Model, jobId, job.Attempts, resumedFrom, memory),
                 PipelineBus.StableId(jobId, nameof(TrainingStarted), job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, cancellationToken);
 
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -100,7 +114,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                 {
                     // A GPU when the container has one (and the CUDA libtorch), else the CPU.
                     Device = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.CUDA : TorchSharp.torch.CPU,
-                    CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, CancellationToken.None).GetAwaiter().GetResult(),
+                    CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, spec.KeepCheckpoints, CancellationToken.None).GetAwaiter().GetResult(),
                 },
                 (phase, p) =>
                 {
@@ -142,9 +156,16 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             await FailAsync(job, "the trainer was stopped (SIGTERM, or Ctrl+C) before it finished; it resumes from its last checkpoint", retryable: true);
             return TrainerOutcome.Stopped;
         }
-        catch (Exception e) when (e is SpecException or ModelFormatException or DatasetValidationException or InvalidDataException)
+        catch (Exception e) when (e is SpecException or ModelFormatException or DatasetValidationException or InvalidDataException or TrainingDivergedException)
         {
             await FailAsync(job, e.Message, retryable: false);
+            return TrainerOutcome.Failed;
+        }
+        catch (Exception e) when (DiskSpace.IsFull(e) || e is EnvironmentUnavailableException)
+        {
+            // The environment ran out, not the job: it waits (checkpoint kept, no attempt spent) and resumes later.
+            var reason = DiskSpace.IsFull(e) ? $"disk full: {FirstIoMessage(e)}" : e.Message;
+            await FailAsync(job, reason, retryable: true, environmental: true, (e as EnvironmentUnavailableException)?.RetryAfter);
             return TrainerOutcome.Failed;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -161,12 +182,25 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         }
     }
 
-    private async Task FailAsync(JobDocument job, string error, bool retryable) =>
-        await bus.PublishAsync(Entities.TrainingEvents, new TrainingFailed(job.Model, job.JobId, error, retryable),
+    private static string FirstIoMessage(Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is IOException)
+            {
+                return inner.Message;
+            }
+        }
+
+        return e.Message;
+    }
+
+    private async Task FailAsync(JobDocument job, string error, bool retryable, bool environmental = false, TimeSpan? retryAfter = null) =>
+        await bus.PublishAsync(Entities.TrainingEvents, new TrainingFailed(job.Model, job.JobId, error, retryable, environmental, retryAfter?.TotalSeconds),
             PipelineBus.StableId(job.JobId, nameof(TrainingFailed), job.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, CancellationToken.None);
 
     /// <summary>Copies a local checkpoint to <c>checkpoints/{jobId}/{phase}/step-{n}/</c>, then points <c>latest.json</c> at it.</summary>
-    private async Task CopyCheckpointAsync(string jobId, string phase, string directory, CancellationToken cancellationToken)
+    private async Task CopyCheckpointAsync(string jobId, string phase, string directory, int keep, CancellationToken cancellationToken)
     {
         using var state = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "state.json"), cancellationToken));
         var step = state.RootElement.GetProperty("step").GetInt32();
@@ -174,6 +208,41 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
         await files.UploadDirectoryAsync(directory, Containers.Checkpoints, prefix, last: "state.json", cancellationToken);
         var pointer = JsonSerializer.Serialize(new { step, prefix });
         await WritePointerAsync($"{jobId}/{phase}/latest.json", pointer, cancellationToken);
+        await PruneCheckpointsAsync($"{jobId}/{phase}/", prefix, keep, cancellationToken);
+    }
+
+    /// <summary>
+    /// Keeps the <paramref name="keep"/> newest complete checkpoints of a phase (the one <c>latest.json</c> names among
+    /// them) and removes the older ones and any older copy cut short, so storage per job stays bounded.
+    /// </summary>
+    private async Task PruneCheckpointsAsync(string phasePrefix, string latest, int keep, CancellationToken cancellationToken)
+    {
+        var steps = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+        await foreach (var item in files.Blobs.ListAsync(Containers.Checkpoints, phasePrefix + "step-", cancellationToken))
+        {
+            var folder = item.Name[..(item.Name.IndexOf('/', phasePrefix.Length) + 1)];
+            if (!steps.TryGetValue(folder, out var names))
+            {
+                steps[folder] = names = [];
+            }
+
+            names.Add(item.Name);
+        }
+
+        var complete = steps.Where(s => s.Value.Any(n => n.EndsWith("/state.json", StringComparison.Ordinal))).Select(s => s.Key).ToList();
+        var kept = complete.Where(f => string.CompareOrdinal(f, latest) <= 0).TakeLast(keep).Append(latest).ToHashSet(StringComparer.Ordinal);
+        var oldestKept = kept.Min(StringComparer.Ordinal)!;
+        foreach (var (folder, names) in steps)
+        {
+            // Only older than what is kept: a newer folder may be a copy in progress (another attempt's, after a takeover).
+            if (!kept.Contains(folder) && string.CompareOrdinal(folder, oldestKept) < 0)
+            {
+                foreach (var name in names)
+                {
+                    await files.Blobs.DeleteAsync(Containers.Checkpoints, name, cancellationToken: cancellationToken);
+                }
+            }
+        }
     }
 
     private async Task WritePointerAsync(string name, string json, CancellationToken cancellationToken) =>
