@@ -196,7 +196,7 @@ public sealed record JobDocument
         !JobStates.CanRetry(State) || Swept || (State == JobState.Waiting && Execution is not null) ? null
         : MoveTo(JobState.Dispatched, at, $"retried on request (was {State.ToString().ToLowerInvariant()})") with
         {
-            Crashes = 0, Execution = null, CancelRequested = false, Error = null,
+            Crashes = 0, Execution = null, CancelRequested = false, Error = null, Wait = null,
         };
 
     /// <summary>This document moved to <paramref name="state"/> at <paramref name="at"/>; throws if the move is not allowed.</summary>

@@ -34,8 +34,11 @@ public sealed class EnvironmentWait(JobStore jobs, PipelineBus bus, PipelineOpti
                 return null;
             }
 
-            var since = j.State == JobState.Waiting && j.Wait is { } current ? current.Since : now;
-            var tries = (j.State == JobState.Waiting && j.Wait is { } w ? w.Tries : 0) + 1;
+            // One stretch of waiting lasts until the job makes progress again: tries that fail at once continue it
+            // (the backoff grows, the horizon counts from its start).
+            var last = j.Wait is { } previous && (j.Progress is null || j.Progress.At <= (previous.NextTryAt ?? previous.Since)) ? previous : null;
+            var since = last?.Since ?? now;
+            var tries = (last?.Tries ?? 0) + 1;
             if (now - since >= options.WaitHorizon)
             {
                 moved = true;

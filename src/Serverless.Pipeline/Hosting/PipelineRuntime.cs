@@ -74,6 +74,9 @@ public sealed class PipelineRuntime
     /// <summary>Prepare + Dispatch.</summary>
     public FineTuneRequestedHandler Prepare => Get<FineTuneRequestedHandler>();
 
+    /// <summary>Dispatch (starting a trainer for a prepared job).</summary>
+    public JobDispatch Dispatch => Get<JobDispatch>();
+
     /// <summary>Publish.</summary>
     public TrainingEventsPublisherHandler Publish => Get<TrainingEventsPublisherHandler>();
 
