@@ -212,6 +212,25 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task NotNow_UntilTheTriesRunOut_IsTheEnvironment_SoTheJobWaitsWhatArmSaid_AndNothingWasStarted()
+    {
+        foreach (var answer in new[] { FakeArm.StartAnswer.Conflict, FakeArm.StartAnswer.ThrottledLong, FakeArm.StartAnswer.Conflict, FakeArm.StartAnswer.ThrottledLong })
+        {
+            _arm.Starts.Enqueue(answer);
+        }
+
+        var error = await Should.ThrowAsync<EnvironmentUnavailableException>(() => Dispatcher().StartAsync("j-busy", 1));
+        error.RetryAfter.ShouldBe(TimeSpan.FromSeconds(1), "what ARM said, for the job's next try");
+        error.Message.ShouldContain("throttled (429)");
+        Starts.ShouldBe(4);
+        _arm.Executions.ShouldBeEmpty("ARM created nothing: a later try starts the one run");
+
+        _arm.Starts.Enqueue(FakeArm.StartAnswer.Conflict);
+        await Dispatcher().StartAsync("j-busy", 2);
+        _arm.Executions.Count.ShouldBe(1);
+    }
+
+    [Fact]
     public async Task ReadsAreRetried_OnServerErrors_ThenReportedWithTheStatus()
     {
         for (var i = 0; i < 5; i++)

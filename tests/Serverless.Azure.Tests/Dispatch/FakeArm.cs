@@ -55,6 +55,12 @@ internal sealed class FakeArm : IDisposable
         /// <summary>429 with <c>Retry-After: 0</c>; nothing is created.</summary>
         Throttled,
 
+        /// <summary>409 Conflict (another operation on the job is in progress) with <c>Retry-After: 1</c>; nothing is created.</summary>
+        Conflict,
+
+        /// <summary>429 with <c>Retry-After: 1</c>; nothing is created.</summary>
+        ThrottledLong,
+
         /// <summary>500, and nothing is created.</summary>
         ServerErrorNothingCreated,
 
@@ -177,6 +183,10 @@ internal sealed class FakeArm : IDisposable
                 {
                     case StartAnswer.Throttled:
                         return (429, """{"error": {"code": "TooManyRequests"}}""", new() { ["Retry-After"] = "0" }, TimeSpan.Zero);
+                    case StartAnswer.ThrottledLong:
+                        return (429, """{"error": {"code": "TooManyRequests"}}""", new() { ["Retry-After"] = "1" }, TimeSpan.Zero);
+                    case StartAnswer.Conflict:
+                        return (409, """{"error": {"code": "Conflict", "message": "Another operation is in progress on the job."}}""", new() { ["Retry-After"] = "1" }, TimeSpan.Zero);
                     case StartAnswer.ServerErrorNothingCreated:
                         return (500, """{"error": {"code": "InternalServerError"}}""", none, TimeSpan.Zero);
                     case StartAnswer.Refused:

@@ -23,9 +23,9 @@ internal sealed class Cluster : IAsyncDisposable
 
     private Host? _host;
 
-    public Cluster()
+    public Cluster(string? home = null)
     {
-        Home = Path.Combine(Path.GetTempPath(), "reliability-" + Guid.NewGuid().ToString("N"));
+        Home = home ?? Path.Combine(Path.GetTempPath(), "reliability-" + Guid.NewGuid().ToString("N"));
         TinyModel.Save(Path.Combine(Home, Containers.BaseModels, BaseModel));
     }
 
@@ -43,12 +43,14 @@ internal sealed class Cluster : IAsyncDisposable
     public long Retries { get; private set; }
 
     /// <summary>Starts a host (stopping the previous one, if any, as a crash: nothing settled, trainers left running).</summary>
-    public async Task StartAsync(int maxConcurrentJobs = 1, ChaosOptions? chaos = null, Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null)
+    public async Task StartAsync(int maxConcurrentJobs = 1, ChaosOptions? chaos = null, Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null,
+        IReadOnlyDictionary<string, string>? trainerVariables = null)
     {
         await StopAsync(crashed: true);
         var pipeline = new EmbeddedPipeline(Home, maxConcurrentJobs, chaos: chaos, decorate: decorate,
             configure: o => o with { Entities = Entities, StartTimeout = TimeSpan.FromSeconds(10), RetryBackoff = TimeSpan.FromMilliseconds(500), MaxRetryBackoff = TimeSpan.FromSeconds(4), DispatchRetryDelay = TimeSpan.FromSeconds(1),
-                WatchInterval = TimeSpan.FromSeconds(1), HeartbeatTimeout = TimeSpan.FromSeconds(15) });
+                WatchInterval = TimeSpan.FromSeconds(1), HeartbeatTimeout = TimeSpan.FromSeconds(15), WaitBackoff = TimeSpan.FromSeconds(1), MaxWaitBackoff = TimeSpan.FromSeconds(2) },
+            trainerVariables: trainerVariables);
         await pipeline.Runtime.Bus.EnsureTopologyAsync(Entities);
         await pipeline.Bus.EnsureSubscriptionAsync(Serverless.Core.Naming.Entities.ModelEvents, Subscriber, SubscriptionFilter.All, Entities);
         var stop = new CancellationTokenSource();

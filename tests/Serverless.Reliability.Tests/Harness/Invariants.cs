@@ -56,9 +56,12 @@ internal static class Invariants
                 }
             }
 
-            if (path.Count(JobStates.IsTerminal) != 1)
+            // One end; a failed or cancelled job retried on request ended before, and only that way.
+            var retried = job.History.Select((t, i) => (t, i)).Count(x => x.i > 0 && JobStates.IsTerminal(job.History[x.i - 1].State)
+                && x.t.Note?.StartsWith("retried on request", StringComparison.Ordinal) == true);
+            if (path.Count(JobStates.IsTerminal) != 1 + retried || !JobStates.IsTerminal(path[^1]))
             {
-                violations.Add($"job {job.JobId} has {path.Count(JobStates.IsTerminal)} terminal states in its history");
+                violations.Add($"job {job.JobId} has {path.Count(JobStates.IsTerminal)} terminal states in its history ({retried} retried on request), ending {path[^1]}");
             }
         }
 
