@@ -5,6 +5,7 @@ using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
+using Serverless.Pipeline.Messaging;
 using Serverless.Pipeline.Resilience;
 
 namespace Serverless.Reliability.Tests.Harness;
@@ -44,12 +45,13 @@ internal sealed class Cluster : IAsyncDisposable
 
     /// <summary>Starts a host (stopping the previous one, if any, as a crash: nothing settled, trainers left running).</summary>
     public async Task StartAsync(int maxConcurrentJobs = 1, ChaosOptions? chaos = null, Func<(IBlobStore Blobs, IMessageBus Bus), (IBlobStore Blobs, IMessageBus Bus)>? decorate = null,
-        IReadOnlyDictionary<string, string>? trainerVariables = null)
+        IReadOnlyDictionary<string, string>? trainerVariables = null, Func<PipelineOptions, PipelineOptions>? configure = null)
     {
         await StopAsync(crashed: true);
+        configure ??= o => o;
         var pipeline = new EmbeddedPipeline(Home, maxConcurrentJobs, chaos: chaos, decorate: decorate,
-            configure: o => o with { Entities = Entities, StartTimeout = TimeSpan.FromSeconds(10), RetryBackoff = TimeSpan.FromMilliseconds(500), MaxRetryBackoff = TimeSpan.FromSeconds(4), DispatchRetryDelay = TimeSpan.FromSeconds(1),
-                WatchInterval = TimeSpan.FromSeconds(1), HeartbeatTimeout = TimeSpan.FromSeconds(15), WaitBackoff = TimeSpan.FromSeconds(1), MaxWaitBackoff = TimeSpan.FromSeconds(2) },
+            configure: o => configure(o with { Entities = Entities, StartTimeout = TimeSpan.FromSeconds(10), RetryBackoff = TimeSpan.FromMilliseconds(500), MaxRetryBackoff = TimeSpan.FromSeconds(4), DispatchRetryDelay = TimeSpan.FromSeconds(1),
+                WatchInterval = TimeSpan.FromSeconds(1), HeartbeatTimeout = TimeSpan.FromSeconds(15), WaitBackoff = TimeSpan.FromSeconds(1), MaxWaitBackoff = TimeSpan.FromSeconds(2) }),
             trainerVariables: trainerVariables);
         await pipeline.Runtime.Bus.EnsureTopologyAsync(Entities);
         await pipeline.Bus.EnsureSubscriptionAsync(Serverless.Core.Naming.Entities.ModelEvents, Subscriber, SubscriptionFilter.All, Entities);

@@ -237,6 +237,120 @@ public sealed class ExhaustionTests
         retried.History.Count(t => t.Note?.StartsWith("retried on request", StringComparison.Ordinal) == true).ShouldBe(1);
     }
 
+    [Fact]
+    public async Task FiftyRetrainsOfOneModel_DiskUseStaysFlat_RegistryKeepsEveryVersion()
+    {
+        var watch = Figures.Start();
+        await using var cluster = new Cluster();
+        // Retention as `tune up` runs it, with the period shortened: a finished job's files go at the next sweep.
+        await cluster.StartAsync(configure: o => o with { Retention = TimeSpan.FromMilliseconds(1), RetentionInterval = TimeSpan.FromMilliseconds(500) });
+        const int retrains = 50;
+        await cluster.DropAsync("nightly", "a.jsonl", Cluster.Corpus(30), Cluster.Spec(steps: 6, checkpointEvery: 2));
+        await cluster.SettleAsync(expectedJobs: 1);
+        long Used(string container) => Directory.Exists(Path.Combine(cluster.Home, container))
+            ? Directory.EnumerateFiles(Path.Combine(cluster.Home, container), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+        long Working() => Used(Containers.Prepared) + Used(Containers.Checkpoints) + Used("work");
+        var samples = new List<long>();
+        for (var i = 1; i < retrains; i++)
+        {
+            // What a schedule occurrence sends: one request with the occurrence as its trigger key.
+            await cluster.Pipeline.Runtime.Bus.RequestAsync(new Serverless.Core.Contracts.FineTuneRequested("nightly", "schedule", $"occurrence-{i}"), $"nightly-{i}");
+            await cluster.SettleAsync(expectedJobs: i + 1, seconds: 120, done: js => js.All(j => j.Swept));
+            samples.Add(Working());
+        }
+
+        var outcome = await Invariants.CheckAsync(cluster, expectedJobs: retrains, expectedVersions: retrains);
+        var registry = Used(Containers.Registry);
+        Figures.Add(new Figure("50 retrains of one model with retention", retrains, 0, retrains, outcome.JobsCompleted, outcome.Duplicates, outcome.Lost, watch.Elapsed,
+            $"shards + checkpoints + work after retrain 5: {samples[3]:N0} B, after 25: {samples[23]:N0} B, after 50: {samples[^1]:N0} B; registry {registry:N0} B for {retrains} versions (kept)"));
+        outcome.ShouldHold();
+        samples[^1].ShouldBeLessThanOrEqualTo(samples[3] + (64L << 10), "disk use for working files does not grow with history");
+        Directory.GetDirectories(Path.Combine(cluster.Home, Containers.Registry, "nightly")).Length.ShouldBe(retrains, "every version kept");
+    }
+
+    [Fact]
+    public async Task ArmSaysNotNow_ThenTheRunStaysPending_TheJobWaits_ThenRuns_WithOneExecution()
+    {
+        var watch = Figures.Start();
+        var home = Path.Combine(Path.GetTempPath(), "reliability-arm-" + Guid.NewGuid().ToString("N"));
+        TinyModel.Save(Path.Combine(home, Containers.BaseModels, Cluster.BaseModel));
+        const string jobPath = "/subscriptions/sub-1/resourceGroups/rg-ml/providers/Microsoft.App/jobs/trainer";
+        using var arm = new Serverless.Azure.Tests.Dispatch.FakeArm(jobPath)
+        {
+            JobTemplate = JsonNode.Parse("""{"containers": [{"name": "trainer", "image": "acr.azurecr.io/tune-trainer:1", "env": []}]}""")!.AsObject(),
+        };
+        // Four "not now" answers (429 and 409, each with Retry-After: 1): more than one dispatch's tries.
+        foreach (var answer in Enumerable.Range(0, 4).Select(i => i % 2 == 0 ? Serverless.Azure.Tests.Dispatch.FakeArm.StartAnswer.ThrottledLong : Serverless.Azure.Tests.Dispatch.FakeArm.StartAnswer.Conflict))
+        {
+            arm.Starts.Enqueue(answer);
+        }
+
+        using var http = new HttpClient();
+        var dispatcher = new Serverless.Azure.Dispatch.ContainerAppsJobDispatcher(http, new Serverless.Azure.Tests.Dispatch.FixedCredential("token"), new Serverless.Azure.Dispatch.ContainerAppsJobOptions
+        {
+            SubscriptionId = "sub-1", ResourceGroup = "rg-ml", JobName = "trainer", ArmEndpoint = arm.Endpoint,
+            StartRetryDelay = TimeSpan.FromMilliseconds(20), StartOperationTimeout = TimeSpan.FromSeconds(5),
+        }, Serverless.Azure.Dispatch.ContainerAppsJobDispatcher.DefaultResilience(TimeSpan.FromMilliseconds(10)));
+        var blobs = new Serverless.Embedded.Blobs.FolderBlobStore(home);
+        var runtime = new Serverless.Pipeline.Hosting.PipelineRuntime(blobs, new Serverless.Embedded.Messaging.SqliteMessageBus(Path.Combine(home, "bus.db")), dispatcher, TimeProvider.System,
+            new Serverless.Pipeline.Messaging.PipelineOptions
+            {
+                WorkDirectory = Path.Combine(home, "work"), Entities = Cluster.Entities, WaitBackoff = TimeSpan.FromSeconds(1), MaxWaitBackoff = TimeSpan.FromSeconds(2),
+                PendingNotice = TimeSpan.FromSeconds(2), WatchInterval = TimeSpan.FromMilliseconds(500),
+            });
+        await runtime.Bus.EnsureTopologyAsync(Cluster.Entities);
+        await blobs.WriteAsync(Containers.Datasets, $"arm/{Containers.SpecFile}", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Cluster.Spec().ToJsonString())));
+        await blobs.WriteAsync(Containers.Datasets, "arm/a.jsonl", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Cluster.Corpus(20))));
+        using var stop = new CancellationTokenSource();
+        var running = runtime.RunStagesAsync(TimeSpan.FromMilliseconds(50), stop.Token);
+        try
+        {
+            await runtime.Bus.RequestAsync(new Serverless.Core.Contracts.FineTuneRequested("arm", "upload", "k1"), "arm-k1");
+            async Task<JobDocument?> Job(Func<JobDocument, bool> when)
+            {
+                await foreach (var job in runtime.Jobs.ListAsync())
+                {
+                    if (when(job))
+                    {
+                        return job;
+                    }
+                }
+
+                return null;
+            }
+
+            var notNow = await Cluster.UntilAsync(() => Job(j => j.State == JobState.Waiting && j.Execution is null), 60, "the job waiting for ARM");
+            var pending = await Cluster.UntilAsync(() => Job(j => j.State == JobState.Waiting && j.Execution is not null), 60, "the job waiting for its pending run");
+            // Capacity comes: the run's trainer starts and says so.
+            await runtime.Bus.PublishAsync(Entities.TrainingEvents, new Serverless.Core.Contracts.TrainingStarted("arm", pending.JobId, pending.Attempts, null), "started-1", "/serverless/train");
+            var ran = await Cluster.UntilAsync(() => Job(j => j.State == JobState.Running), 60, "the job running");
+
+            var starts = arm.Requests.Count(r => r is { Method: "POST" } && r.Path.EndsWith("/start", StringComparison.Ordinal));
+            Figures.Add(new Figure("ARM 429/409 with Retry-After, then a run that stays pending", 1, 4 + 1, 1, 1, arm.Executions.Count - 1, 0, watch.Elapsed,
+                $"waited \"{notNow.Wait!.Reason.Split(" (")[0]}\", then for its pending run; {starts} start requests, {arm.Executions.Count} execution"));
+            notNow.Wait.Reason.ShouldContain("would not start the trainer job");
+            notNow.Crashes.ShouldBe(0);
+            pending.Wait!.Reason.ShouldContain("has not started after");
+            pending.Wait.NextTryAt.ShouldBeNull();
+            arm.Executions.Count.ShouldBe(1, "waiting never started a second run");
+            ran.Execution.ShouldBe(arm.Executions.Single().Name);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await running;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(home, recursive: true);
+        }
+    }
+
     private static bool Run(string file, string arguments)
     {
         try
