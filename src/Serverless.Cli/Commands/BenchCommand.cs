@@ -11,8 +11,10 @@ using static TorchSharp.torch;
 namespace Serverless.Cli.Commands;
 
 /// <summary>
-/// <c>tune bench</c>: measured matmul rate of this machine, then training tokens/s and MFU (6·N·tokens/s over the
-/// measured float32 matmul rate) for the demo model and the GPT-2 124M shape, and cached generation tokens/s.
+/// <c>tune bench</c>: measured matmul rates of this machine, then training tokens/s and MFU (6·N·tokens/s over the
+/// measured matmul rate of the precision the run multiplies in: bfloat16 runs against the bfloat16 rate, float32 runs
+/// against the float32 rate; a bf16 run also reports its MFU against the float32 rate) for the demo model and the
+/// GPT-2 124M shape, and cached generation tokens/s.
 /// A benchmark, not a test: it reports numbers, all from one run, so they are comparable with each other.
 /// </summary>
 internal static class BenchCommand
@@ -22,7 +24,9 @@ internal static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps per model (after two warm-up steps).", DefaultValueFactory = _ => 5 };
         var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
-        var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json };
+        var precision = new Option<string>("--precision") { Description = "Training arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.", DefaultValueFactory = _ => "auto" };
+        precision.AcceptOnlyFromAmong("auto", "fp32", "bf16");
+        var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json, precision };
         var runs = new Option<int>("--runs") { Description = "Pipeline runs to time.", DefaultValueFactory = _ => 10 };
         var pipelineJson = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var pipeline = new Command("pipeline", "Measure the embedded pipeline: file → dispatch and ModelPublished → subscriber latency (p50, p99), bus throughput.") { runs, pipelineJson };
@@ -41,7 +45,7 @@ internal static class BenchCommand
         command.SetAction(parse =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            var results = Run(parse.GetValue(steps), !parse.GetValue(skipLarge), parse.GetValue(json) ? null : writer);
+            var results = Run(parse.GetValue(steps), !parse.GetValue(skipLarge), parse.GetValue(precision)!, parse.GetValue(json) ? null : writer);
             if (parse.GetValue(json))
             {
                 writer.WriteLine(JsonSerializer.Serialize(results));
@@ -52,7 +56,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private static Dictionary<string, object> Run(int steps, bool large, TextWriter? log)
+    private static Dictionary<string, object> Run(int steps, bool large, string precision, TextWriter? log)
     {
         var results = new Dictionary<string, object>
         {
@@ -60,8 +64,12 @@ internal static class BenchCommand
             ["matmul_f32_gflops"] = MatmulGflops(ScalarType.Float32),
             ["matmul_bf16_gflops"] = MatmulGflops(ScalarType.BFloat16),
         };
-        var peak = (double)results["matmul_f32_gflops"] * 1e9;
-        log?.WriteLine($"matmul: float32 {results["matmul_f32_gflops"]:F0} GFLOP/s, bfloat16 {results["matmul_bf16_gflops"]:F0} GFLOP/s ({results["threads"]} threads)");
+        var used = new TrainingSpec { Precision = precision }.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
+        var f32 = (double)results["matmul_f32_gflops"] * 1e9;
+        var peak = used == "bf16" ? (double)results["matmul_bf16_gflops"] * 1e9 : f32;
+        results["precision"] = used;
+        results["mfu_against"] = used == "bf16" ? "matmul_bf16_gflops" : "matmul_f32_gflops";
+        log?.WriteLine($"matmul: float32 {results["matmul_f32_gflops"]:F0} GFLOP/s, bfloat16 {results["matmul_bf16_gflops"]:F0} GFLOP/s ({results["threads"]} threads); training in {used}, MFU against the {used} rate");
 
         var shapes = new List<(string Name, Gpt2Config Config, int Batch, int Block)>
         {
@@ -72,11 +80,11 @@ internal static class BenchCommand
             shapes.Add(("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64));
         }
 
-        var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", "MFU (vs f32 matmul)", "generate tokens/s");
+        var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", $"MFU (vs {used} matmul)", "generate tokens/s");
         foreach (var (name, config, batch, block) in shapes)
         {
             var forward = Forward(config, batch, block);
-            var (tokensPerSecond, msPerStep, parameters, mfu) = Train(config, batch, block, steps, peak);
+            var (tokensPerSecond, msPerStep, parameters, mfu) = Train(config, batch, block, steps, peak, precision);
             var generation = Generate(config);
             results[name] = new Dictionary<string, object>
             {
@@ -87,6 +95,7 @@ internal static class BenchCommand
                 ["train_tokens_per_second"] = tokensPerSecond,
                 ["ms_per_step"] = msPerStep,
                 ["mfu"] = mfu,
+                ["mfu_vs_f32"] = mfu * peak / f32,
                 ["generate_tokens_per_second"] = generation,
             };
             table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", forward.ToString("N0"), tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
@@ -126,7 +135,7 @@ internal static class BenchCommand
         return best;
     }
 
-    private static (double TokensPerSecond, double MsPerStep, long Parameters, double Mfu) Train(Gpt2Config config, int batch, int block, int steps, double peakFlops)
+    private static (double TokensPerSecond, double MsPerStep, long Parameters, double Mfu) Train(Gpt2Config config, int batch, int block, int steps, double peakFlops, string precision)
     {
         var random = new Random(1);
         var tokens = new ArrayTokenSource(Enumerable.Range(0, 200_000).Select(_ => random.Next(config.VocabSize)).ToArray());
@@ -134,7 +143,7 @@ internal static class BenchCommand
         var spec = new TrainingSpec
         {
             Steps = steps + 2, BatchSize = batch, BlockSize = block, WarmupSteps = 1, EvalEvery = 1_000_000, CheckpointEvery = 1_000_000,
-            EarlyStoppingPatience = 0, EvalTokens = block + 1,
+            EarlyStoppingPatience = 0, EvalTokens = block + 1, Precision = precision,
         };
         var watch = new Stopwatch();
         TrainingLoop.Train(model, StrategySetup.Apply(model, spec), spec, tokens, new ArrayTokenSource(tokens.Read(block + 1)), new TrainingOptions
