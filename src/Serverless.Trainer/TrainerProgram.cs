@@ -70,7 +70,8 @@ public static class TrainerProgram
             return 78;   // EX_CONFIG
         }
 
-        var outcome = await trainer.RunAsync(jobId, cancel.Token);
+        var attempt = int.TryParse(environment("JOB_ATTEMPT"), System.Globalization.CultureInfo.InvariantCulture, out var a) ? a : (int?)null;
+        var outcome = await trainer.RunAsync(jobId, attempt, cancel.Token);
         Console.WriteLine($"{jobId}: {outcome}");
         return outcome is TrainerOutcome.Failed or TrainerOutcome.Stopped ? Serverless.Pipeline.Dispatch.TrainerWatch.ReportedFailureExitCode : 0;
     }

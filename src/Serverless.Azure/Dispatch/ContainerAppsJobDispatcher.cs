@@ -100,6 +100,12 @@ public sealed class ContainerAppsJobDispatcher(HttpClient http, TokenCredential 
             why = reason;
             busy = !ambiguous;
             said = retryAfter;
+            if (busy && (tries == options.MaxStartAttempts || retryAfter > options.MaxStartRetryAfter))
+            {
+                // Not now, and not soon: the job waits (releasing this handler) instead of sleeping here.
+                break;
+            }
+
             if (ambiguous)
             {
                 // The start may have happened: watch the list for the run (it may show up late) before starting again.

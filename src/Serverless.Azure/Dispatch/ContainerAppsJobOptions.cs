@@ -27,6 +27,9 @@ public sealed record ContainerAppsJobOptions
     /// <summary>Start requests per job before giving up (a throttled or ambiguous answer costs one). <value>4</value>.</summary>
     public int MaxStartAttempts { get; init; } = 4;
 
+    /// <summary>The longest <c>Retry-After</c> a start waits for in place; a longer one makes the job wait (in the <c>waiting</c> state) instead. <value>30 s</value>.</summary>
+    public TimeSpan MaxStartRetryAfter { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>First wait after an ambiguous or throttled start, doubling; <c>Retry-After</c> wins when ARM sends it. <value>2 s</value>.</summary>
     public TimeSpan StartRetryDelay { get; init; } = TimeSpan.FromSeconds(2);
 

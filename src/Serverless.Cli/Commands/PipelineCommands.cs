@@ -124,7 +124,7 @@ internal static class PipelineCommands
 
     /// <summary>For a waiting job: why, and when it is tried again.</summary>
     private static string Waiting(JobDocument job) => job.State == JobState.Waiting && job.Wait is { } w
-        ? $" — {w.Reason}; {(w.NextTryAt is { } at ? $"next try {at.ToLocalTime():HH:mm:ss}" : "until the run starts")} (`tune retry {job.JobId}` tries now)"
+        ? $" — {w.Reason}; " + (w.NextTryAt is { } at ? $"next try {at.ToLocalTime():HH:mm:ss} (`tune retry {job.JobId}` tries now)" : "until that run starts (`tune cancel` gives up on it)")
         : "";
 
     private static Command Retry()

@@ -73,7 +73,8 @@ public static class JobStates
 /// <param name="Since">When this stretch of waiting began (the horizon counts from here).</param>
 /// <param name="NextTryAt">When it is tried again; null while it waits for a run the environment has not started yet.</param>
 /// <param name="Tries">Environmental failures in this stretch.</param>
-public sealed record JobWait(string Reason, DateTimeOffset Since, DateTimeOffset? NextTryAt, int Tries);
+/// <param name="AtStep">The training progress (phase and step) when the stretch began: the stretch lasts until the job gets past it.</param>
+public sealed record JobWait(string Reason, DateTimeOffset Since, DateTimeOffset? NextTryAt, int Tries, string? AtStep = null);
 
 /// <summary>One file of a dataset snapshot.</summary>
 /// <param name="Name">The blob name (<c>datasets/{model}/x.jsonl</c>).</param>

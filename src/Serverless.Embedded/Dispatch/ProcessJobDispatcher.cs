@@ -34,17 +34,17 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
         }
 
         start.Environment["JOB_ID"] = jobId;
+        start.Environment["JOB_ATTEMPT"] = attempt.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var execution = $"{jobId}-{Guid.NewGuid():N}";
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
-        var pid = 0;
         process.Exited += (_, _) =>
         {
             var code = process.ExitCode;
             _runs.TryRemove(execution, out _);
-            var outOfMemory = _memoryCgroups.TryRemove(pid, out var cgroup) && code == 137 && OomKills(cgroup.Counter) > cgroup.Kills;
+            var outOfMemory = _memoryCgroups.TryRemove(process.Id, out var cgroup) && code == 137 && OomKills(cgroup.Counter) > cgroup.Kills;
             if (code != 0)
             {
                 exited?.Invoke(jobId, code, outOfMemory);
@@ -54,8 +54,7 @@ public sealed class ProcessJobDispatcher(string executable, IReadOnlyList<string
         };
         _runs[execution] = (jobId, process);
         process.Start();
-        pid = process.Id;
-        Sample(pid);
+        Sample(process.Id);
         _sampler ??= new Timer(_ => SampleAll(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

@@ -173,7 +173,7 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
         if (!moved && !(job.State == JobState.Dispatched && job.History[^1].Note?.StartsWith("retried on request", StringComparison.Ordinal) == true))
         {
             return ApiResult.Error(HttpStatusCode.Conflict, job.State == JobState.Waiting
-                ? $"job {id} is waiting for a trainer run the environment has not started yet ({job.Wait?.Reason}); cancel it first to start over."
+                ? $"job {id} is waiting for a trainer run the environment has not started yet ({job.Wait?.Reason}); it runs when that run starts — or cancel it, then retry it, to start a new run (the late one then does nothing)."
                 : $"job {id} is {job.State.ToString().ToLowerInvariant()}: only failed, waiting and cancelled jobs can be retried.");
         }
 

@@ -34,9 +34,11 @@ public sealed class EnvironmentWait(JobStore jobs, PipelineBus bus, PipelineOpti
                 return null;
             }
 
-            // One stretch of waiting lasts until the job makes progress again: tries that fail at once continue it
-            // (the backoff grows, the horizon counts from its start).
-            var last = j.Wait is { } previous && (j.Progress is null || j.Progress.At <= (previous.NextTryAt ?? previous.Since)) ? previous : null;
+            // One stretch of waiting lasts until the job gets further than where it began: tries that fail at the
+            // same point (a resume that re-runs a few steps and fails again) continue it, so the backoff grows and
+            // the horizon counts from its start; only real progress starts a new stretch.
+            var here = Position(j);
+            var last = j.Wait is { } previous && !Beyond(here, previous.AtStep) ? previous : null;
             var since = last?.Since ?? now;
             var tries = (last?.Tries ?? 0) + 1;
             if (now - since >= options.WaitHorizon)
@@ -47,7 +49,7 @@ public sealed class EnvironmentWait(JobStore jobs, PipelineBus bus, PipelineOpti
             }
 
             var next = pendingExecution is null ? now + options.WaitFor(tries, retryAfter) : (DateTimeOffset?)null;
-            var wait = new JobWait(reason, since, next, tries);
+            var wait = new JobWait(reason, since, next, tries, last?.AtStep ?? here);
             moved = true;
             var note = next is { } at ? $"waiting for the environment until {at:u}: {reason}" : $"waiting for the environment to start run {pendingExecution}: {reason}";
             var waiting = j.State == JobState.Waiting ? j with { History = [.. j.History, new JobTransition(JobState.Waiting, now, note)] } : j.MoveTo(JobState.Waiting, now, note);
@@ -73,6 +75,26 @@ public sealed class EnvironmentWait(JobStore jobs, PipelineBus bus, PipelineOpti
         }
 
         return job;
+    }
+
+    /// <summary>Where training is: the phase's index among the job's phases is not known here, so phase name and step.</summary>
+    private static string? Position(JobDocument job) => job.Progress is { } p ? $"{p.Phase}:{p.Step}" : null;
+
+    /// <summary>Whether <paramref name="now"/> is past <paramref name="then"/> (a later step of the same phase, or another phase).</summary>
+    private static bool Beyond(string? now, string? then)
+    {
+        if (now is null)
+        {
+            return false;
+        }
+
+        if (then is null)
+        {
+            return true;
+        }
+
+        var (a, b) = (now.Split(':'), then.Split(':'));
+        return a[0] != b[0] || int.Parse(a[1], CultureInfo.InvariantCulture) > int.Parse(b[1], CultureInfo.InvariantCulture);
     }
 
     private static string Describe(TimeSpan span) =>

@@ -26,6 +26,14 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
         var now = bus.Clock.GetUtcNow();
         await foreach (var job in jobs.ListActiveAsync(cancellationToken))
         {
+            // A wait whose next try is long overdue (its scheduled request was lost with a host): ask again.
+            if (job.State == JobState.Waiting && job.Execution is null && job.Wait?.NextTryAt is { } due && now - due > 2 * options.WatchInterval)
+            {
+                await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: job.JobId),
+                    PipelineBus.StableId(job.JobId, "overdue", due.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture)), cancellationToken: cancellationToken);
+                continue;
+            }
+
             if (job.State is not (JobState.Dispatched or JobState.Running or JobState.Waiting) || job.Execution is not { } execution || JobDispatch.IsClaim(execution))
             {
                 continue;
@@ -33,7 +41,11 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
 
             var status = await dispatcher.GetStatusAsync(execution, cancellationToken);
             var lastSign = new[] { job.Progress?.At ?? DateTimeOffset.MinValue, job.History.Count > 0 ? job.History[^1].At : job.CreatedAt }.Max();
-            if (job.State is JobState.Dispatched or JobState.Waiting)
+            // Runs that ended before their trainer started three times in a row are not the environment but the run
+            // itself (an image that cannot start, a bad setting): from then on they count as crashes, against maxAttempts.
+            var neverStarted = "ended before its trainer started";
+            var startsFailing = job.Wait is { Tries: >= 3 } w3 && w3.Reason.Contains(neverStarted, StringComparison.Ordinal);
+            if (job.State is JobState.Dispatched or JobState.Waiting && !job.CancelRequested && !startsFailing)
             {
                 // The run was started but its trainer never reported running: the environment has not scheduled it (no
                 // GPU capacity or quota), or could not (it failed before the trainer started). Either way the job waits:
@@ -41,7 +53,7 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
                 var pendingFor = now - (job.State == JobState.Waiting && job.Wait is { } w ? w.Since : lastSign);
                 if (status is ExecutionStatus.Failed or ExecutionStatus.Unknown && (job.State == JobState.Waiting || status == ExecutionStatus.Failed))
                 {
-                    await waits.WaitAsync(job.JobId, $"the trainer run {execution} ended before its trainer started (no capacity for its container, or it could not start: see the run's logs)", cancellationToken: cancellationToken);
+                    await waits.WaitAsync(job.JobId, $"the trainer run {execution} {neverStarted} (no capacity for its container, or it could not start: see the run's logs)", cancellationToken: cancellationToken);
                     reported.Add(job.JobId);
                     continue;
                 }
@@ -130,7 +142,7 @@ public sealed class TrainerWatch(JobStore jobs, IJobDispatcher dispatcher, Pipel
     private async Task<bool> ReportLostAsync(string jobId, string? execution, string reason, bool reportedItself, bool environmental = false)
     {
         var found = await jobs.GetAsync(jobId);
-        if (reportedItself || found is not { } current || current.Job.State is not (JobState.Dispatched or JobState.Running)
+        if (reportedItself || found is not { } current || current.Job.State is not (JobState.Dispatched or JobState.Running or JobState.Waiting)
             || current.Job.Execution is null || (execution is not null && current.Job.Execution != execution))
         {
             return false;

@@ -119,7 +119,7 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
             // Crashes are counted against maxAttempts; waits for the environment are not, and a retry on request starts again.
             retry = failed.Retryable && j.Crashes + 1 < spec.MaxAttempts && !j.CancelRequested;
             // Only a live run can fail; a job already waiting for its retry ignores a second report of the same failure.
-            if (j.State is not (JobState.Running or JobState.Dispatched) || j.Execution is null)
+            if (j.State is not (JobState.Running or JobState.Dispatched or JobState.Waiting) || j.Execution is null)
             {
                 retry = false;
                 return null;

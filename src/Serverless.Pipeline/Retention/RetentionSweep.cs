@@ -17,7 +17,7 @@ public sealed record RetentionResult(int Jobs, int Blobs, long Bytes);
 /// and candidate (<c>checkpoints/{jobId}/</c>) and local work folder — once it has been finished (published, rejected,
 /// failed or cancelled) for longer than <see cref="PipelineOptions.Retention"/>, so disk use stays bounded over months
 /// of scheduled retraining. Never touches registry versions, job documents, datasets, or a job that is not finished.
-/// A swept job is marked, so later sweeps skip it; a failed or cancelled job that was swept can no longer be retried
+/// A job is marked swept before its files go, so later sweeps skip it; a failed or cancelled job that was swept can no longer be retried
 /// (its shards are gone) and <c>tune retry</c> says so.
 /// </summary>
 public sealed class RetentionSweep(IBlobStore blobs, JobStore jobs, PipelineOptions options, TimeProvider clock, ILogger<RetentionSweep> logger)
@@ -34,6 +34,19 @@ public sealed class RetentionSweep(IBlobStore blobs, JobStore jobs, PipelineOpti
         await foreach (var job in jobs.ListAsync(cancellationToken: cancellationToken))
         {
             if (!JobStates.IsTerminal(job.State) || job.Swept || (job.History.Count > 0 ? job.History[^1].At : job.CreatedAt) > before)
+            {
+                continue;
+            }
+
+            // Marked first, by a conditional write on the document, and only if it is still finished: a retry on request
+            // racing this sweep either wins (the job is live again and nothing is deleted) or finds it swept and refuses.
+            var marked = false;
+            await jobs.UpdateAsync(job.JobId, j =>
+            {
+                marked = JobStates.IsTerminal(j.State) && !j.Swept;
+                return marked ? j with { Swept = true } : null;
+            }, cancellationToken);
+            if (!marked)
             {
                 continue;
             }
@@ -58,8 +71,6 @@ public sealed class RetentionSweep(IBlobStore blobs, JobStore jobs, PipelineOpti
                 }
             }
 
-            // Marked only if it is still finished: a retry on request that came in meanwhile keeps it live.
-            await jobs.UpdateAsync(job.JobId, j => JobStates.IsTerminal(j.State) && !j.Swept ? j with { Swept = true } : null, cancellationToken);
             swept++;
         }
 

@@ -59,10 +59,22 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
     private const string Source = "/serverless/train";
 
     /// <summary>Runs the job to an outcome. Never throws for a job-level failure: it publishes <c>TrainingFailed</c>.</summary>
-    public async Task<TrainerOutcome> RunAsync(string jobId, CancellationToken cancellationToken = default)
+    public Task<TrainerOutcome> RunAsync(string jobId, CancellationToken cancellationToken = default) => RunAsync(jobId, null, cancellationToken);
+
+    /// <summary>Runs attempt <paramref name="attempt"/> of the job to an outcome (see the other overload).</summary>
+    /// <param name="jobId">The job.</param>
+    /// <param name="attempt">The attempt this run was started for (<c>JOB_ATTEMPT</c>); a run of an earlier attempt — one that
+    /// started late, after the job was retried or cancelled — does nothing. Null skips the check.</param>
+    /// <param name="cancellationToken">Stops training at the next step, with a checkpoint.</param>
+    public async Task<TrainerOutcome> RunAsync(string jobId, int? attempt, CancellationToken cancellationToken = default)
     {
         var found = await jobs.GetAsync(jobId, cancellationToken) ?? throw new InvalidOperationException($"Job {jobId} does not exist.");
         var job = found.Job;
+        if (attempt is { } mine && mine != job.Attempts)
+        {
+            return TrainerOutcome.Skipped;
+        }
+
         // A run the environment kept pending while the job showed as waiting may start late: it carries on from there.
         if (job.State is not (JobState.Dispatched or JobState.Running) && !(job.State == JobState.Waiting && job.Execution is not null))
         {
@@ -161,10 +173,9 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             await FailAsync(job, e.Message, retryable: false);
             return TrainerOutcome.Failed;
         }
-        catch (Exception e) when (DiskSpace.IsFull(e) || e is EnvironmentUnavailableException)
+        catch (Exception e) when (Environmental(e) is { } reason)
         {
             // The environment ran out, not the job: it waits (checkpoint kept, no attempt spent) and resumes later.
-            var reason = DiskSpace.IsFull(e) ? $"disk full: {FirstIoMessage(e)}" : e.Message;
             await FailAsync(job, reason, retryable: true, environmental: true, (e as EnvironmentUnavailableException)?.RetryAfter);
             return TrainerOutcome.Failed;
         }
@@ -181,6 +192,40 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
             }
         }
     }
+
+    /// <summary>
+    /// Why <paramref name="e"/> is the environment running out rather than the job failing, or null: disk full or a
+    /// quota (ENOSPC, EDQUOT), storage or the broker busy or throttled past the SDK's own retries (503, 500, 429;
+    /// Service Bus ServiceBusy, QuotaExceeded), out of memory (the runtime's, or the GPU's).
+    /// </summary>
+    public static string? Environmental(Exception e)
+    {
+        if (DiskSpace.IsFull(e))
+        {
+            return $"disk full: {FirstIoMessage(e)}";
+        }
+
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+        {
+            switch (inner)
+            {
+                case EnvironmentUnavailableException:
+                    return inner.Message;
+                case global::Azure.RequestFailedException { Status: 503 or 500 or 429 } storage:
+                    return $"storage busy ({storage.Status} {storage.ErrorCode}) past its retries: {FirstLine(storage.Message)}";
+                case global::Azure.Messaging.ServiceBus.ServiceBusException { Reason: global::Azure.Messaging.ServiceBus.ServiceBusFailureReason.ServiceBusy or global::Azure.Messaging.ServiceBus.ServiceBusFailureReason.QuotaExceeded } bus:
+                    return $"Service Bus {bus.Reason} past its retries: {FirstLine(bus.Message)}";
+                case OutOfMemoryException:
+                    return "out of memory in the trainer (the runtime could not allocate)";
+                case System.Runtime.InteropServices.ExternalException when inner.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase):
+                    return $"out of memory: {FirstLine(inner.Message)}";
+            }
+        }
+
+        return null;
+    }
+
+    private static string FirstLine(string text) => text.Split('\n')[0].Trim();
 
     private static string FirstIoMessage(Exception e)
     {

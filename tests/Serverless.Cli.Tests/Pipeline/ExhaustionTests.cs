@@ -279,4 +279,23 @@ public sealed class ExhaustionTests : IDisposable
         (await runtime.Retention.SweepAsync()).Jobs.ShouldBe(0, "a swept job is not listed again");
         (await runtime.Api.RetryAsync("recent")).Status.ShouldBe(System.Net.HttpStatusCode.Conflict, "never prepared: nothing to resume");
     }
+
+    [Fact]
+    public void Trainer_ClassifiesWhatTheEnvironmentRanOutOf_AndNothingElse()
+    {
+        static string? Of(Exception e) => Serverless.Trainer.Train.JobTrainer.Environmental(e);
+        Of(new IOException("No space left on device : '/data/x'", 28))!.ShouldStartWith("disk full");
+        Of(new Serverless.Model.Training.InsufficientDiskSpaceException("a checkpoint", "/x", 100, 10))!.ShouldStartWith("disk full");
+        Of(new global::Azure.RequestFailedException(503, "The server is busy.", "ServerBusy", null))!.ShouldContain("storage busy (503 ServerBusy)");
+        Of(new global::Azure.Messaging.ServiceBus.ServiceBusException("busy", global::Azure.Messaging.ServiceBus.ServiceBusFailureReason.ServiceBusy))!.ShouldContain("ServiceBusy");
+#pragma warning disable CA2201 // the runtime's own exception, as the trainer would see it
+        Of(new InvalidOperationException("wrapped", new OutOfMemoryException()))!.ShouldContain("out of memory");
+#pragma warning restore CA2201
+        Of(new EnvironmentUnavailableException("no capacity", TimeSpan.FromSeconds(5)))!.ShouldBe("no capacity");
+
+        Of(new global::Azure.RequestFailedException(403, "AuthorizationPermissionMismatch")).ShouldBeNull("a missing role is not the environment running out");
+        Of(new IOException("Permission denied", 13)).ShouldBeNull();
+        Of(new Serverless.Model.Training.TrainingDivergedException(3, double.NaN, 1e-3, 1)).ShouldBeNull();
+        Of(new InvalidOperationException("a bug")).ShouldBeNull();
+    }
 }
