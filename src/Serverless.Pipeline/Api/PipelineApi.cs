@@ -78,9 +78,9 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
     /// <summary>GET /api/jobs/{id}.</summary>
     public async Task<ApiResult> GetJobAsync(string id, CancellationToken cancellationToken = default)
     {
-        if (BlobNames.Problem(id + ".json") is not null || id.Contains('/', StringComparison.Ordinal))
+        if (JobIdProblem(id) is { } invalid)
         {
-            return ApiResult.Error(HttpStatusCode.BadRequest, $"'{id}' is not a valid job id.");
+            return invalid;
         }
 
         return await jobs.GetAsync(id, cancellationToken) is { } found
@@ -142,13 +142,16 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
     /// </summary>
     public async Task<ApiResult> RetryAsync(string id, CancellationToken cancellationToken = default)
     {
-        var found = await GetJobAsync(id, cancellationToken);
-        if (found.Status != HttpStatusCode.OK)
+        if (JobIdProblem(id) is { } invalid)
         {
-            return found;
+            return invalid;
         }
 
-        var current = (await jobs.GetAsync(id, cancellationToken))!.Value.Job;
+        if (await jobs.GetAsync(id, cancellationToken) is not { Job: var current })
+        {
+            return ApiResult.Error(HttpStatusCode.NotFound, $"no job '{id}'.");
+        }
+
         if (current.DatasetErrors is { Count: > 0 })
         {
             return ApiResult.Error(HttpStatusCode.Conflict,
@@ -182,6 +185,11 @@ public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStor
         await bus.RequestAsync(new FineTuneRequested(job.Model, "retry", job.TriggerKey, JobId: id), PipelineBus.StableId(id, "retry-on-request", retry), cancellationToken: cancellationToken);
         return new ApiResult(HttpStatusCode.Accepted, JsonSerializer.SerializeToNode(job, Json)!);
     }
+
+    private static ApiResult? JobIdProblem(string id) =>
+        BlobNames.Problem(id + ".json") is not null || id.Contains('/', StringComparison.Ordinal)
+            ? ApiResult.Error(HttpStatusCode.BadRequest, $"'{id}' is not a valid job id.")
+            : null;
 
     private static bool IsModelName(string name)
     {

@@ -21,19 +21,14 @@ public sealed class ExhaustionTests
 
     private static int TrainLoss(JobDocument job) => FineTuneReport.FromJson(job.Metrics!.ToJsonString()).CandidateTraining.TrainLoss.Count;
 
-    [Fact]
+    [MachineFact(MachineNeed.Mount)]
     public async Task DiskFullMidTraining_TheJobWaits_ThenResumesWhenSpaceIsFreed_AndPublishesOnce()
     {
         var watch = Figures.Start();
         var mount = Path.Combine(Path.GetTempPath(), "reliability-disk-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(mount);
-        // A real small file system when we may mount one (root, as in CI); else the test machine's own disk cannot be filled safely.
-        if (!Run("mount", $"-t tmpfs -o size=96m tmpfs {mount}"))
-        {
-            Directory.Delete(mount);
-            Figures.Add(new Figure("disk full mid-training, then freed", 0, 0, 0, 0, 0, 0, watch.Elapsed, "not run: mounting a tmpfs needs root"));
-            return;
-        }
+        // A real small file system (the test machine's own disk cannot be filled safely).
+        Run("mount", $"-t tmpfs -o size=96m tmpfs {mount}").ShouldBeTrue("mounting a 96 MiB tmpfs");
 
         try
         {
@@ -97,21 +92,12 @@ public sealed class ExhaustionTests
         job.Error!.ShouldContain("lower batchSize");
     }
 
-    [Fact]
+    [MachineFact(MachineNeed.MemoryCgroup)]
     public async Task TrainerKilledForMemory_IsReportedAsSuch_TheJobWaits_ThenPublishes()
     {
         var watch = Figures.Start();
-        var cgroups = "/sys/fs/cgroup/memory";
-        var group = Path.Combine(cgroups, "reliability-" + Guid.NewGuid().ToString("N")[..8]);
-        try
-        {
-            Directory.CreateDirectory(group);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Figures.Add(new Figure("trainer killed for memory (cgroup)", 0, 0, 0, 0, 0, 0, watch.Elapsed, "not run: no writable cgroup v1 memory controller"));
-            return;
-        }
+        var group = Path.Combine(MachineFactAttribute.MemoryCgroups, "reliability-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(group);
 
         try
         {
