@@ -19,6 +19,38 @@ internal sealed class CorpusFiles(string workDirectory) : IDisposable
             return f.Extension == ".gz" ? Write(Path.GetFileNameWithoutExtension(f.Name), () => f.OpenRead()) : f.FullName;
         }).ToList();
 
+    /// <summary>
+    /// Files and folders given on the command line: a folder stands for every dataset file under it (recursively, in
+    /// name order), and when exactly one folder is given it is the root whose sub-folders are classes (images, audio).
+    /// </summary>
+    public (IReadOnlyList<string> Files, string? Root) MaterializePaths(IEnumerable<string> paths)
+    {
+        var given = paths.ToList();
+        var folders = given.Where(Directory.Exists).ToList();
+        var files = new List<string>();
+        foreach (var path in given)
+        {
+            if (Directory.Exists(path))
+            {
+                var found = Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+                    .Where(f => Serverless.Model.Media.Modality.OfFile(f) is not null || f.EndsWith(".gz", StringComparison.Ordinal))
+                    .Order(StringComparer.Ordinal).ToList();
+                if (found.Count == 0)
+                {
+                    throw new CliException($"{path} holds no dataset files (.txt, .jsonl, .png, .jpg, .jpeg, .wav).");
+                }
+
+                files.AddRange(Materialize(found.Select(f => new FileInfo(f))));
+            }
+            else
+            {
+                files.AddRange(Materialize([new FileInfo(path)]));
+            }
+        }
+
+        return (files, folders.Count == 1 && given.Count == 1 ? Path.GetFullPath(folders[0]) : null);
+    }
+
     public string Write(string name, Func<Stream> gzipped)
     {
         Directory.CreateDirectory(workDirectory);

@@ -55,7 +55,7 @@ internal static class DemoCommand
                 using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));
                 var bible = corpus.Write("kjv.txt", () => Resource("kjv.txt.gz"));
                 var pretrained = new ProgressView(writer, quiet).Run("pretrain", report => Pretraining.Run([bible], baseDirectory, "tiny", "bytes",
-                    PretrainCommand.DefaultSpec.WithSteps(parse.GetValue(pretrainSteps) ?? PretrainCommand.DefaultSpec.Steps), p => report("pretrain", p), cancellation));
+                    PretrainCommand.DefaultSpec.WithSteps(parse.GetValue(pretrainSteps) ?? PretrainCommand.DefaultSpec.Steps), p => report("pretrain", p), cancellation: cancellation));
                 if (!quiet)
                 {
                     writer.WriteLine($"Base model: {pretrained.Parameters:N0} parameters, Bible validation perplexity {pretrained.Validation.Perplexity:F2}.");

@@ -11,7 +11,11 @@ internal static class FinetuneCommand
     public static Command Create()
     {
         var baseModel = new Option<string>("--base") { Description = "Base model directory.", Required = true };
-        var data = new Option<FileInfo[]>("--data") { Description = "Dataset files (.txt, .jsonl, or either gzipped).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string[]>("--data")
+        {
+            Description = "Dataset files or a folder: text (.txt, .jsonl, or either gzipped), images (.png, .jpg) or audio (.wav); in a folder, sub-folders are classes.",
+            Required = true, AllowMultipleArgumentsPerToken = true,
+        };
         var output = new Option<string>("--out") { Description = "Output directory (shards, checkpoints, candidate/).", Required = true };
         var strategy = new Option<string?>("--strategy") { Description = "full, freeze, lora, distill or scratch (overrides the spec)." };
         strategy.AcceptOnlyFromAmong([.. Strategies.All]);
@@ -38,8 +42,8 @@ internal static class FinetuneCommand
 
             var outDir = parse.GetValue(output)!;
             using var work = new CorpusFiles(Path.Combine(outDir, "data"));
-            var files = work.Materialize(parse.GetValue(data)!);
-            var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec);
+            var (files, root) = work.MaterializePaths(parse.GetValue(data)!);
+            var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec) { DataRoot = root };
             var report = new ProgressView(writer, parse.GetValue(json)).Run("finetune", progress => FineTuneJob.Run(request, progress, cancellation));
             if (parse.GetValue(json))
             {
@@ -65,8 +69,8 @@ internal static class FinetuneCommand
             ? $"Evaluation on the validation split ({report.ValidationTokens:N0} tokens)"
             : $"Evaluation on the {report.ScoresSplit} split ({report.TestTokens:N0} tokens)")
             .AddColumn("model").AddColumn(new TableColumn("loss").RightAligned()).AddColumn(new TableColumn("perplexity").RightAligned())
-            .AddColumn(new TableColumn("bits/byte").RightAligned());
-        void Row(string name, ModelScore s) => table.AddRow(name, s.Loss.ToString("F4"), s.Perplexity.ToString("F3"), s.BitsPerByte?.ToString("F4") ?? "–");
+            .AddColumn(new TableColumn(report.Modality switch { "image" => "bits/dim", "audio" => "bits/sample", _ => "bits/byte" }).RightAligned());
+        void Row(string name, ModelScore s) => table.AddRow(name, s.Loss.ToString("F4"), s.Perplexity.ToString("F3"), s.Bits?.ToString("F4") ?? "–");
         Row("base (zero-shot)", report.Base);
         if (report.Scratch is not null)
         {
@@ -93,6 +97,13 @@ internal static class FinetuneCommand
                 string.Join(", ", report.Bias.Select(b => FormattableString.Invariant($"{b.Group} {b.Shift:+0.000;-0.000;0.000} ({b.FlipShare:P0})"))));
         }
 
-        writer.WriteLine($"Candidate, report.md, metrics.json and loss.png{(report.DataEfficiency is null ? "" : ", transfer.png")}: {candidateDirectory}");
+        if (report.SampleQuality is { } quality)
+        {
+            writer.WriteLine(FormattableString.Invariant($"Sample quality ({quality.Metric}, {(quality.HigherIsBetter ? "higher" : "lower")} is better): real held-out {quality.Real:0.###}, base {quality.Base:0.###}, ") +
+                (quality.Scratch is { } sq ? FormattableString.Invariant($"scratch {sq:0.###}, ") : "") + FormattableString.Invariant($"candidate {quality.Candidate:0.###}"));
+        }
+
+        var files = string.Join(", ", report.SampleFiles.Where(f => f.EndsWith(".png", StringComparison.Ordinal)).Append(report.SampleFiles.Any(f => f.EndsWith(".wav", StringComparison.Ordinal)) ? "samples/*.wav" : null).OfType<string>());
+        writer.WriteLine($"Candidate, report.md, metrics.json and loss.png{(report.DataEfficiency is null ? "" : ", transfer.png")}{(files.Length == 0 ? "" : ", " + files)}: {candidateDirectory}");
     }
 }

@@ -20,9 +20,13 @@ internal static class GenerateCommand
         var topP = new Option<double?>("--top-p") { Description = "Sample among the most likely tokens covering probability P." };
         var seed = new Option<long>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1337 };
         var json = new Option<bool>("--json") { Description = "Print {\"ids\":[…],\"text\":…} (the continuation only) and nothing else." };
-        var command = new Command("generate", "Continue a prompt; stops at end-of-text or after --max-new-tokens.")
+        var output = new Option<string?>("--out") { Description = "Image and audio models: the file to write (.png: a grid when --count > 1; .wav)." };
+        var className = new Option<string?>("--class") { Description = "Image and audio models: the class to generate (one the model knows; default: its classes in turn)." };
+        var count = new Option<int>("--count") { Description = "Image and audio models: how many images or clips.", DefaultValueFactory = _ => 1 };
+        var seconds = new Option<double>("--seconds") { Description = "Audio models: seconds per clip.", DefaultValueFactory = _ => 1.0 };
+        var command = new Command("generate", "Continue a prompt (text models; stops at end-of-text or after --max-new-tokens), or generate images or audio into --out.")
         {
-            model, prompt, promptIds, maxNew, temperature, topK, topP, seed, json, home,
+            model, prompt, promptIds, maxNew, temperature, topK, topP, seed, json, output, className, count, seconds, home,
         };
         command.SetAction(parse =>
         {
@@ -34,21 +38,41 @@ internal static class GenerateCommand
                 TopP = parse.GetValue(topP),
                 Seed = parse.GetValue(seed),
             };
-            return Run(parse.InvocationConfiguration.Output, parse.GetValue(model)!, parse.GetValue(home)!, parse.GetValue(prompt), parse.GetValue(promptIds), options, parse.GetValue(json));
+            var loaded = ModelLoading.LoadModel(parse.GetValue(model)!, parse.GetValue(home)!);
+            if (loaded.Config.Media is not null)
+            {
+                using (loaded)
+                {
+                    if (parse.GetValue(prompt) is not null || parse.GetValue(promptIds) is not null)
+                    {
+                        throw new CliException($"the model generates {loaded.Config.Modality}, not text: drop --prompt and give --out FILE.");
+                    }
+
+                    return MediaOutput.Generate(parse.InvocationConfiguration.Output, loaded, parse.GetValue(output), parse.GetValue(className),
+                        parse.GetValue(count), parse.GetValue(seconds), parse.GetValue(seed), parse.GetValue(temperature), parse.GetValue(json));
+                }
+            }
+
+            if (parse.GetValue(output) is not null || parse.GetValue(className) is not null)
+            {
+                throw new CliException("--out and --class are for image and audio models; this model reads text (use --prompt).");
+            }
+
+            return Run(parse.InvocationConfiguration.Output, loaded, parse.GetValue(prompt), parse.GetValue(promptIds), options, parse.GetValue(json));
         });
         return command;
     }
 
-    private static int Run(TextWriter output, string modelDirectory, string home, string? prompt, string? promptIds, GenerationOptions options, bool json)
+    private static int Run(TextWriter output, Serverless.Model.Gpt2.Gpt2Model model, string? prompt, string? promptIds, GenerationOptions options, bool json)
     {
+        using var owned = model;
         if ((prompt is null) == (promptIds is null))
         {
             throw new CliException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3.");
         }
 
         options.Validate();
-        var (model, tokenizer) = ModelLoading.Load(modelDirectory, home);
-        using (model)
+        var tokenizer = Serverless.Model.Tokenizers.TokenizerRegistry.Get(model.Config.TokenizerName);
         {
             var ids = prompt is not null ? tokenizer.Encode(prompt) : ParseIds(promptIds!);
             var printed = 0;

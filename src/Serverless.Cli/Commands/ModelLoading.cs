@@ -9,6 +9,20 @@ internal static class ModelLoading
 {
     public static (Gpt2Model Model, ITextTokenizer Tokenizer) Load(string reference, string home = ".tune")
     {
+        var model = LoadModel(reference, home);
+        if (model.Config.Media is not null)
+        {
+            var modality = model.Config.Modality;
+            model.Dispose();
+            throw new CliException($"'{reference}' is an {modality} model; this command works on text models (use `tune generate --model {reference} --out FILE`).");
+        }
+
+        return (model, TokenizerRegistry.Get(model.Config.TokenizerName));
+    }
+
+    /// <summary>The model, whatever it reads.</summary>
+    public static Gpt2Model LoadModel(string reference, string home = ".tune")
+    {
         var directory = reference;
         if (!Directory.Exists(reference) && reference.Contains('@', StringComparison.Ordinal))
         {
@@ -21,7 +35,6 @@ internal static class ModelLoading
             pipeline.Runtime.Registry.DownloadVerifiedAsync(name, version, directory).GetAwaiter().GetResult();
         }
 
-        var model = Gpt2Model.FromPretrained(directory);
-        return (model, TokenizerRegistry.Get(model.Config.TokenizerName));
+        return Gpt2Model.FromPretrained(directory);
     }
 }

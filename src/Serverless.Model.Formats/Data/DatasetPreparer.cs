@@ -18,6 +18,12 @@ public sealed record PreparedDataset(
     long Documents, long TrainDocuments, long ValidationDocuments, long TrainTokens, long ValidationTokens, long TrainBytes, long ValidationBytes,
     long TestDocuments = 0, long TestTokens = 0, long TestBytes = 0)
 {
+    /// <summary><c>text</c>, <c>image</c> or <c>audio</c> (for images the byte counts are sub-pixel values, for audio samples).</summary>
+    public string Modality { get; init; } = Media.Modality.Text;
+
+    /// <summary>The class names the tokens use, in token order (image and audio datasets with class folders); null otherwise.</summary>
+    public IReadOnlyList<string>? Classes { get; init; }
+
     /// <summary>
     /// The bytes bits per byte divides by: the test text's UTF-8 bytes plus one for each end-of-text the evaluation
     /// predicts (the separator before every document but the first — the first token is never a target). Those
@@ -36,8 +42,14 @@ public sealed record PreparedDataset(
 /// end-of-text, as llm.c does. Nothing is written unless every file is valid. No part is ever empty: a small dataset
 /// whose draws leave one empty gets, deterministically, the document whose draw lies nearest to that part's range.
 /// </summary>
-public sealed class DatasetPreparer(DatasetReader reader, ITextTokenizer tokenizer, DocumentSplit split)
+public sealed class DatasetPreparer(IDocumentSource source, DocumentSplit split)
 {
+    /// <summary>A text preparer: <paramref name="reader"/>'s documents tokenized by <paramref name="tokenizer"/>.</summary>
+    public DatasetPreparer(DatasetReader reader, ITextTokenizer tokenizer, DocumentSplit split)
+        : this(new TextDocumentSource(reader, tokenizer), split)
+    {
+    }
+
     /// <summary>The fewest documents a dataset may have: one for each part.</summary>
     public const int MinimumDocuments = 3;
 
@@ -76,15 +88,15 @@ public sealed class DatasetPreparer(DatasetReader reader, ITextTokenizer tokeniz
         var bytesIn = new long[3];
         long documents = 0;
         var ignored = new DatasetErrors();
-        var eot = new[] { tokenizer.EndOfText };
-        foreach (var document in files.SelectMany(f => reader.Read(f, ignored)))
+        var eot = new[] { source.EndOfText };
+        foreach (var document in files.SelectMany(f => source.Read(f, ignored)))
         {
-            var part = scan.Moved.TryGetValue(documents, out var moved) ? moved : split.PartOf(document.Text);
+            var part = scan.Moved.TryGetValue(documents, out var moved) ? moved : split.PartOf(document.SplitKey);
             var writer = part switch { SplitPart.Test => test, SplitPart.Validation => validation, _ => train };
             writer.Write(eot);
-            writer.Write(tokenizer.Encode(document.Text).ToArray());
+            writer.Write(document.Tokens().ToArray());
             documentsIn[(int)part]++;
-            bytesIn[(int)part] += Encoding.UTF8.GetByteCount(document.Text);
+            bytesIn[(int)part] += document.Units;
             documents++;
         }
 
@@ -92,19 +104,30 @@ public sealed class DatasetPreparer(DatasetReader reader, ITextTokenizer tokeniz
         validation.Complete();
         test.Complete();
         return new PreparedDataset(documents, documentsIn[(int)SplitPart.Train], documentsIn[(int)SplitPart.Validation], train.Count, validation.Count,
-            bytesIn[(int)SplitPart.Train], bytesIn[(int)SplitPart.Validation], documentsIn[(int)SplitPart.Test], test.Count, bytesIn[(int)SplitPart.Test]);
+            bytesIn[(int)SplitPart.Train], bytesIn[(int)SplitPart.Validation], documentsIn[(int)SplitPart.Test], test.Count, bytesIn[(int)SplitPart.Test])
+        {
+            Modality = source.Modality,
+            Classes = source.Classes,
+        };
     }
 
     private (DatasetErrors Errors, Dictionary<long, SplitPart> Moved) Scan(IReadOnlyList<string> files, int maxErrors)
     {
         ArgumentNullException.ThrowIfNull(files);
         var errors = new DatasetErrors(maxErrors);
+        var moved = new Dictionary<long, SplitPart>();
+        source.Check(files, errors);
+        if (errors.Any)
+        {
+            return (errors, moved);
+        }
+
         var draws = new List<(long Index, double Draw)>();
         var counts = new long[3];
         long documents = 0;
-        foreach (var document in files.SelectMany(f => reader.Read(f, errors)))
+        foreach (var document in files.SelectMany(f => source.Read(f, errors)))
         {
-            var draw = split.Draw(document.Text);
+            var draw = split.Draw(document.SplitKey);
             counts[(int)split.PartOf(draw)]++;
             if (draws.Count < KeptDraws)
             {
@@ -114,7 +137,6 @@ public sealed class DatasetPreparer(DatasetReader reader, ITextTokenizer tokeniz
             documents++;
         }
 
-        var moved = new Dictionary<long, SplitPart>();
         if (errors.Any)
         {
             return (errors, moved);
@@ -124,7 +146,7 @@ public sealed class DatasetPreparer(DatasetReader reader, ITextTokenizer tokeniz
         if (documents < MinimumDocuments)
         {
             errors.Add(new DatasetError(name, null, null,
-                $"{documents} document(s) found; at least {MinimumDocuments} are needed, one each for training, validation and test (separate .txt documents with a blank line)."));
+                $"{documents} document(s) found; at least {MinimumDocuments} are needed, one each for training, validation and test ({source.DocumentHint})."));
             return (errors, moved);
         }
 

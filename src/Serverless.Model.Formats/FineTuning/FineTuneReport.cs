@@ -17,8 +17,56 @@ public sealed record ModelScore(
     [property: JsonPropertyName("bits_per_byte")] double? BitsPerByte,
     [property: JsonPropertyName("tokens")] long Tokens)
 {
+    /// <summary>Image models: bits per sub-pixel (nats per value token / ln 2; start and class tokens are not scored).</summary>
+    [JsonPropertyName("bits_per_dim")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BitsPerDim { get; init; }
+
+    /// <summary>Audio models: bits per μ-law sample (nats per sample token / ln 2).</summary>
+    [JsonPropertyName("bits_per_sample")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BitsPerSample { get; init; }
+
     internal static ModelScore From(EvaluationResult r) => new(r.Loss, r.Perplexity, r.BitsPerByte, r.Tokens);
+
+    /// <summary>The score with the bits of <paramref name="modality"/>: per byte (text), per dimension (image) or per sample (audio).</summary>
+    public static ModelScore From(EvaluationResult r, string modality)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return modality switch
+        {
+            Media.Modality.Image => new ModelScore(r.Loss, r.Perplexity, null, r.Tokens) { BitsPerDim = r.Loss / Math.Log(2) },
+            Media.Modality.Audio => new ModelScore(r.Loss, r.Perplexity, null, r.Tokens) { BitsPerSample = r.Loss / Math.Log(2) },
+            _ => From(r),
+        };
+    }
+
+    /// <summary>The bits this score reports for its modality (per byte, dimension or sample).</summary>
+    [JsonIgnore] public double? Bits => BitsPerDim ?? BitsPerSample ?? BitsPerByte;
 }
+
+/// <summary>
+/// A sample-quality score that needs no downloaded model: for class-conditional images the accuracy with which a small
+/// classifier, trained on the job's real training images, recognises the asked-for class in each model's samples; for
+/// audio the mean log-spectral distance (dB) between each model's clips and held-out real clips.
+/// </summary>
+/// <param name="Metric"><c>class_accuracy</c> or <c>log_spectral_distance_db</c>.</param>
+/// <param name="Description">What exactly was measured, and its limits.</param>
+/// <param name="HigherIsBetter">Whether a higher value is better.</param>
+/// <param name="Real">The same measure on real held-out data: the ceiling (accuracy) or floor (distance) to read the others against.</param>
+/// <param name="Base">The base model's samples.</param>
+/// <param name="Scratch">The scratch model's samples; null without a scratch run.</param>
+/// <param name="Candidate">The candidate's samples.</param>
+/// <param name="SamplesPerModel">Samples generated per model.</param>
+public sealed record SampleQuality(
+    [property: JsonPropertyName("metric")] string Metric,
+    [property: JsonPropertyName("description")] string Description,
+    [property: JsonPropertyName("higher_is_better")] bool HigherIsBetter,
+    [property: JsonPropertyName("real")] double Real,
+    [property: JsonPropertyName("base")] double Base,
+    [property: JsonPropertyName("scratch")] double? Scratch,
+    [property: JsonPropertyName("candidate")] double Candidate,
+    [property: JsonPropertyName("samples_per_model")] int SamplesPerModel);
 
 /// <summary>How a trained model (candidate or scratch) was trained.</summary>
 /// <param name="Strategy">The strategy.</param>
@@ -100,6 +148,18 @@ public sealed record FineTuneReport(
     [JsonPropertyName("champion")]
     public ModelScore? Champion { get; init; }
 
+    /// <summary>The modality: <c>text</c>, <c>image</c> or <c>audio</c>.</summary>
+    [JsonPropertyName("modality")]
+    public string Modality { get; init; } = Media.Modality.Text;
+
+    /// <summary>Image and audio jobs: the sample-quality score of base, scratch and candidate; null for text or when it cannot be computed.</summary>
+    [JsonPropertyName("sample_quality")]
+    public SampleQuality? SampleQuality { get; init; }
+
+    /// <summary>Image and audio jobs: the sample files written beside the report (<c>samples.png</c>, <c>samples/*.wav</c>).</summary>
+    [JsonPropertyName("sample_files")]
+    public IReadOnlyList<string> SampleFiles { get; init; } = [];
+
     /// <summary>The schema identifier.</summary>
     public const string SchemaName = "serverless.metrics/v1";
 
@@ -121,7 +181,8 @@ public sealed record FineTuneReport(
             ? $"Validation split: {ValidationTokens:N0} tokens ({Tokenizer} tokenizer); training split: {TrainTokens:N0} tokens."
             : $"Scores on the {ScoresSplit} split: {TestTokens:N0} tokens ({Tokenizer} tokenizer), held out from training and early stopping; " +
               $"{EarlyStoppingSplit} split (early stopping, best weights): {ValidationTokens:N0} tokens; training split: {TrainTokens:N0} tokens.").AppendLine();
-        md.AppendLine("| model | loss (nats/token) | perplexity | bits/byte |");
+        var bitsName = Modality switch { Media.Modality.Image => "bits/dim", Media.Modality.Audio => "bits/sample", _ => "bits/byte" };
+        md.AppendLine($"| model | loss (nats/token) | perplexity | {bitsName} |");
         md.AppendLine("|---|---:|---:|---:|");
         Row("base (zero-shot)", Base);
         if (Champion is not null)
@@ -174,6 +235,25 @@ public sealed record FineTuneReport(
             md.AppendLine();
         }
 
+        if (SampleQuality is { } quality)
+        {
+            md.AppendLine($"Sample quality ({quality.Metric}, {(quality.HigherIsBetter ? "higher" : "lower")} is better, {quality.SamplesPerModel} samples per model): " +
+                FormattableString.Invariant($"real held-out data {quality.Real:0.###}, base {quality.Base:0.###}, ") +
+                (quality.Scratch is { } sq ? FormattableString.Invariant($"scratch {sq:0.###}, ") : "") +
+                FormattableString.Invariant($"candidate {quality.Candidate:0.###}. ") + quality.Description).AppendLine();
+        }
+
+        if (SampleFiles.Count > 0)
+        {
+            md.AppendLine("## Samples").AppendLine();
+            foreach (var file in SampleFiles)
+            {
+                md.AppendLine(file.EndsWith(".png", StringComparison.Ordinal) ? $"![samples]({file})" : $"- [{file}]({file})");
+            }
+
+            md.AppendLine();
+        }
+
         if (Samples.Count > 0)
         {
             md.AppendLine("## Samples").AppendLine();
@@ -189,6 +269,6 @@ public sealed record FineTuneReport(
         return md.ToString();
 
         void Row(string name, ModelScore score) =>
-            md.AppendLine($"| {name} | {score.Loss:F4} | {score.Perplexity:F3} | {(score.BitsPerByte is { } b ? b.ToString("F4") : "–")} |");
+            md.AppendLine($"| {name} | {score.Loss:F4} | {score.Perplexity:F3} | {(score.Bits is { } b ? b.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "–")} |");
     }
 }

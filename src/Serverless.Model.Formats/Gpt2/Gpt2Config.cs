@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Serverless.Model.Media;
 using Serverless.Model.Tokenizers;
 
 namespace Serverless.Model.Gpt2;
@@ -47,12 +48,21 @@ public sealed record Gpt2Config
     /// </summary>
     [JsonPropertyName("serverless_tokenizer")] public string? Tokenizer { get; init; }
 
+    /// <summary>
+    /// Our field, for image and audio models: how their data becomes tokens (modality, image size, channels, levels,
+    /// sample rate, classes). Null for text models.
+    /// </summary>
+    [JsonPropertyName("serverless_media")] public MediaSettings? Media { get; init; }
+
+    /// <summary>The modality the model reads: <c>text</c>, <c>image</c> or <c>audio</c>.</summary>
+    [JsonIgnore] public string Modality => Media?.Modality ?? Serverless.Model.Media.Modality.Text;
+
     /// <summary>The MLP hidden width actually used.</summary>
     [JsonIgnore] public int InnerSize => NInner ?? 4 * NEmbd;
 
     /// <summary>The tokenizer name, inferred from <see cref="VocabSize"/> when the config does not say.</summary>
     [JsonIgnore]
-    public string TokenizerName => Tokenizer ?? VocabSize switch
+    public string TokenizerName => Media?.Modality ?? Tokenizer ?? VocabSize switch
     {
         Gpt2BpeTokenizer.VocabularySize => Gpt2BpeTokenizer.TokenizerName,
         ByteTokenizer.VocabularySize => ByteTokenizer.TokenizerName,
@@ -106,9 +116,27 @@ public sealed record Gpt2Config
         // bos/eos ids outside the vocabulary are accepted, as transformers accepts them (GPT2Config(vocab_size=1000)
         // keeps 50256, as every tiny test model on the hub does): such an id is simply never produced, so generation
         // never stops on it and evaluation never scores it.
-        if (Tokenizer is not null && Tokenizer is not (Gpt2BpeTokenizer.TokenizerName or ByteTokenizer.TokenizerName))
+        if (Media is not null)
         {
-            throw new ModelFormatException($"{source}: serverless_tokenizer '{Tokenizer}' is unknown; use gpt2 or bytes.");
+            Media.Validate($"{source}: serverless_media");
+            if (Tokenizer is not null && Tokenizer != Media.Modality)
+            {
+                throw new ModelFormatException($"{source}: serverless_tokenizer '{Tokenizer}' disagrees with serverless_media's modality '{Media.Modality}'.");
+            }
+
+            if (VocabSize != Media.VocabSize)
+            {
+                throw new ModelFormatException($"{source}: vocab_size is {VocabSize}, but {Media.Levels} levels + start + {MediaSettings.MaxClasses} class tokens make {Media.VocabSize}.");
+            }
+
+            if (Media.Modality == Serverless.Model.Media.Modality.Image && NPositions < Media.ValuesPerImage + 2)
+            {
+                throw new ModelFormatException($"{source}: n_positions is {NPositions}; a {Media.ImageSize}×{Media.ImageSize}×{Media.Channels} image needs {Media.ValuesPerImage + 2} (start, class and every sub-pixel).");
+            }
+        }
+        else if (Tokenizer is not null && Tokenizer is not (Gpt2BpeTokenizer.TokenizerName or ByteTokenizer.TokenizerName))
+        {
+            throw new ModelFormatException($"{source}: serverless_tokenizer '{Tokenizer}' is unknown; use gpt2 or bytes (or image/audio with serverless_media).");
         }
 
         _ = TokenizerName;
@@ -168,6 +196,11 @@ public sealed record Gpt2Config
             ["torch_dtype"] = "float32",
             ["serverless_tokenizer"] = TokenizerName,
         };
+        if (Media is not null)
+        {
+            json["serverless_media"] = JsonSerializer.SerializeToNode(Media);
+        }
+
         File.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 }

@@ -51,7 +51,7 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
         // At the peak: base + candidate (+ teacher) + the model in training (scratch's own copy while it trains).
         var models = 4 * (basePs + candidatePs + teacherPs + (trainsScratch ? candidatePs : 0));
         var state = 16 * candidatePs;   // gradients, two AdamW moments, best weights (an upper bound: lora and freeze train fewer)
-        long b = spec.BatchSize, t = spec.BlockSizeFor(baseConfig.NPositions), d = candidateConfig.NEmbd, h = candidateConfig.NHead;
+        long b = spec.BatchSize, t = spec.BlockSizeFor(baseConfig), d = candidateConfig.NEmbd, h = candidateConfig.NHead;
         var activations = 4 * ((candidateConfig.NLayer * b * t * ((34 * d) + (5 * h * t))) + (3 * b * t * candidateConfig.VocabSize));
         if (spec.Strategy == Strategies.Distill)
         {

@@ -125,6 +125,50 @@ public sealed record TrainingSpec
     /// <summary>Tokens generated per sample. <value>80</value>.</summary>
     public int SampleTokens { get; init; } = 80;
 
+    /// <summary>
+    /// Images: the side every image is resized to (aspect kept, padded). Pre-training sets it (default 16); fine-tuning
+    /// takes the base model's and refuses a different value. <value>null</value>.
+    /// </summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>Images: 1 (grayscale) or 3 (RGB); as <see cref="ImageSize"/> (default 1). <value>null</value>.</summary>
+    public int? Channels { get; init; }
+
+    /// <summary>Images: quantization levels per sub-pixel, 2–256; as <see cref="ImageSize"/> (default 16). <value>null</value>.</summary>
+    public int? Levels { get; init; }
+
+    /// <summary>Audio: the sample rate every file is resampled to, 1000–48000 Hz; as <see cref="ImageSize"/> (default 8000). <value>null</value>.</summary>
+    public int? SampleRate { get; init; }
+
+    /// <summary>The media settings this spec asks of a new image or audio model (defaults filled in).</summary>
+    public Media.MediaSettings MediaFor(string modality) => modality == Media.Modality.Image
+        ? Media.MediaSettings.ForImages(ImageSize, Channels, Levels)
+        : Media.MediaSettings.ForAudio(SampleRate);
+
+    /// <summary>
+    /// The problems of fine-tuning a model with <paramref name="media"/> settings (null: text) with this spec: a media
+    /// field given must match the base model's, since the tokens and the context are the base's.
+    /// </summary>
+    public IReadOnlyList<string> MediaProblems(Media.MediaSettings? media)
+    {
+        var problems = new List<string>();
+        void Same(int? given, int? model, string field, string what)
+        {
+            if (given is { } g && g != model)
+            {
+                problems.Add(model is null
+                    ? $"{field}: is set, but the base model reads {media?.Modality ?? "text"}, which has no {what}."
+                    : $"{field}: is {g}, but the base model was trained with {model}; fine-tuning keeps the base's {what} (omit the field, or pre-train a base with {g}).");
+            }
+        }
+
+        Same(ImageSize, media?.ImageSize, "imageSize", "image size");
+        Same(Channels, media?.Channels, "channels", "channels");
+        Same(Levels, media?.Modality == Media.Modality.Image ? media.Levels : null, "levels", "quantization levels");
+        Same(SampleRate, media?.SampleRate, "sampleRate", "sample rate");
+        return problems;
+    }
+
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
@@ -144,6 +188,16 @@ public sealed record TrainingSpec
 
     /// <summary>The block size used with a model whose context is <paramref name="context"/>.</summary>
     public int BlockSizeFor(int context) => Math.Min(BlockSize ?? Math.Min(context, 256), context);
+
+    /// <summary>
+    /// The block size used with <paramref name="config"/>: as <see cref="BlockSizeFor(int)"/>, except that an image
+    /// model's default is its whole context, so every window holds at least one whole image with its start and class.
+    /// </summary>
+    public int BlockSizeFor(Gpt2.Gpt2Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Media?.Modality == Media.Modality.Image && BlockSize is null ? config.NPositions : BlockSizeFor(config.NPositions);
+    }
 
     /// <summary>Every problem with the spec, each naming its field; empty when valid.</summary>
     public IReadOnlyList<string> Problems()
@@ -190,6 +244,10 @@ public sealed record TrainingSpec
         Check(DataFractions is not { Count: > 0 } || (CompareWithScratch && Strategy != Strategies.Scratch), "dataFractions",
             "the curve compares the candidate with scratch: it needs compareWithScratch true and a strategy other than scratch.");
         Check(SampleTokens is >= 0 and <= 4096, "sampleTokens", $"is {SampleTokens}; it must be between 0 and 4096.");
+        Check(ImageSize is null or (>= 4 and <= 256), "imageSize", $"is {ImageSize}; it must be between 4 and 256.");
+        Check(Channels is null or 1 or 3, "channels", $"is {Channels}; use 1 (grayscale) or 3 (RGB).");
+        Check(Levels is null or (>= 2 and <= 256), "levels", $"is {Levels}; it must be between 2 and 256.");
+        Check(SampleRate is null or (>= 1000 and <= 48000), "sampleRate", $"is {SampleRate}; it must be between 1000 and 48000 Hz.");
         return problems;
     }
 

@@ -17,7 +17,11 @@ public static class Evaluator
     /// <param name="blockSize">N, the positions predicted per window; default the model's <c>n_positions</c>.</param>
     /// <param name="bytes">UTF-8 bytes of the text the tokens came from, if known.</param>
     /// <param name="batchSize">Windows scored at once.</param>
-    public static EvaluationResult Evaluate(Gpt2Model model, ITokenSource tokens, int? blockSize = null, long? bytes = null, int batchSize = 8)
+    /// <param name="scoredBelow">
+    /// When set, only targets with an id below it count (an image or audio model's values, not its start and class
+    /// tokens), so the loss is nats per sub-pixel or sample, as bits per dimension is defined (Image GPT, PixelCNN).
+    /// </param>
+    public static EvaluationResult Evaluate(Gpt2Model model, ITokenSource tokens, int? blockSize = null, long? bytes = null, int batchSize = 8, int? scoredBelow = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokens);
@@ -49,16 +53,18 @@ public static class Evaluator
                     tokens.Read((w + i) * n, buffer.AsSpan(i * (n + 1), n + 1));
                 }
 
-                totalNats += SumNats(model, buffer.AsSpan(0, count * (n + 1)), count, n);
-                predicted += (long)count * n;
+                var (nats, scored) = SumNats(model, buffer.AsSpan(0, count * (n + 1)), count, n, scoredBelow);
+                totalNats += nats;
+                predicted += scored;
             }
 
             var rest = (int)(tokens.Count - 1 - fullWindows * n);
             if (rest > 0)
             {
                 tokens.Read(fullWindows * n, buffer.AsSpan(0, rest + 1));
-                totalNats += SumNats(model, buffer.AsSpan(0, rest + 1), 1, rest);
-                predicted += rest;
+                var (nats, scored) = SumNats(model, buffer.AsSpan(0, rest + 1), 1, rest, scoredBelow);
+                totalNats += nats;
+                predicted += scored;
             }
         }
         finally
@@ -66,17 +72,24 @@ public static class Evaluator
             model.train(wasTraining);
         }
 
-        return new EvaluationResult(totalNats / predicted, predicted, bytes);
+        return new EvaluationResult(totalNats / Math.Max(1, predicted), predicted, bytes);
     }
 
-    private static double SumNats(Gpt2Model model, ReadOnlySpan<int> windows, int count, int length)
+    private static (double Nats, long Scored) SumNats(Gpt2Model model, ReadOnlySpan<int> windows, int count, int length, int? scoredBelow)
     {
         using var scope = NewDisposeScope();
         var all = tensor(windows.ToArray().Select(t => (long)t).ToArray(), dtype: ScalarType.Int64).view(count, length + 1);
         var input = all[.., ..length];                                                   // (B, N)
         var target = model.OnDevice(all[.., 1..]);                                       // (B, N)
         var logits = model.forward(input);                                               // (B, N, vocab)
+        if (scoredBelow is { } below)
+        {
+            var each = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), target.reshape(-1), reduction: nn.Reduction.None);
+            var mask = target.reshape(-1) < below;
+            return (each.masked_select(mask).sum().item<float>(), mask.sum().item<long>());
+        }
+
         var nats = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), target.reshape(-1), reduction: nn.Reduction.Sum);
-        return nats.item<float>();
+        return (nats.item<float>(), (long)count * length);
     }
 }

@@ -26,6 +26,9 @@ public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Da
 
     /// <summary>Where to compute: null for the CPU, or a CUDA device (the trainer picks CUDA when <c>torch.cuda.is_available()</c>).</summary>
     public Device? Device { get; init; }
+
+    /// <summary>The dataset folder, for image and audio datasets with class folders (<c>{root}/{class}/x.png</c>); null: no classes.</summary>
+    public string? DataRoot { get; init; }
 }
 
 /// <summary>
@@ -51,17 +54,29 @@ public static class FineTuneJob
         var device = request.Device ?? CPU;
         using var baseModel = Gpt2Model.FromPretrained(request.BaseModel);
         baseModel.to(device);
-        var tokenizer = TokenizerRegistry.Get(baseModel.Config.TokenizerName);
+        var media = baseModel.Config.Media;
+        if (spec.MediaProblems(media) is { Count: > 0 } mediaProblems)
+        {
+            throw new SpecException("spec", mediaProblems);
+        }
+
+        var modality = baseModel.Config.Modality;
+        var tokenizer = media is null ? TokenizerRegistry.Get(baseModel.Config.TokenizerName) : null;
+        var endOfText = media?.StartToken ?? tokenizer!.EndOfText;
         var prepared = request.Prepared ?? Path.Combine(output, "prepared");
-        var manifest = EnsurePrepared(request, prepared, tokenizer, spec);
+        var manifest = EnsurePrepared(request, prepared, DocumentSources.For(baseModel.Config, request.DataRoot), spec);
 
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
         using var validation = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.ValidationFile));
         using var test = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TestFile));
-        var blockSize = spec.BlockSizeFor(baseModel.Config.NPositions);
+        var blockSize = TrainingLoop.Windows(baseModel.Config, spec, train).BlockSize;
 
         // Every reported score is on the test split, which neither training nor early stopping ever saw.
-        EvaluationResult Score(Gpt2Model m) => Evaluator.Evaluate(m, test, Math.Min(blockSize, m.Config.NPositions), manifest.ScoredTestBytes);
+        // Image and audio scores count value tokens only (bits per dimension / sample); text counts every token.
+        EvaluationResult Score(Gpt2Model m) => media is null
+            ? Evaluator.Evaluate(m, test, Math.Min(blockSize, m.Config.NPositions), manifest.ScoredTestBytes)
+            : Evaluator.Evaluate(m, test, Math.Min(blockSize, m.Config.NPositions), scoredBelow: media.Levels);
+        ModelScore Scored(Gpt2Model m) => ModelScore.From(Score(m), modality);
 
         var baseScore = Score(baseModel);
         EvaluationResult? championScore = null;
@@ -76,49 +91,64 @@ public static class FineTuneJob
         // finished job's checkpoints stay resumable when a curve is asked for afterwards.
         var runSpec = spec with { DataFractions = null };
         using var candidate = BuildCandidate(baseModel, request.BaseModel, runSpec, out var teacher);
+        if (media is not null && manifest.Classes is { } classes)
+        {
+            candidate.Config = candidate.Config with { Media = media with { Classes = classes } };   // classes the data brought take free class tokens
+        }
+
         candidate.to(device);
         teacher?.to(device);
         using (teacher)
         {
             var trainable = StrategySetup.Apply(candidate, runSpec);
             var candidateResult = TrainCandidate(candidate, trainable, teacher, train, "candidate");
-            var candidateScore = Score(candidate);
+            var candidateScore = Scored(candidate);
 
             TrainingResult? scratchResult = null;
-            EvaluationResult? scratchScore = null;
+            ModelScore? scratchScore = null;
+            Gpt2Model? scratch = null;
             long scratchTrainable = 0, scratchParameterCount = 0;
             if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
             {
                 // The candidate's own architecture, untrained: for distill that is the student (the same model without
                 // the teacher is the honest comparison), for the other strategies the base's.
-                using var scratch = new Gpt2Model(candidate.Config, spec.Seed);
+                scratch = new Gpt2Model(candidate.Config, spec.Seed);
                 scratch.to(device);
                 (scratchResult, scratchTrainable) = TrainScratch(scratch, train, "scratch");
                 scratchParameterCount = scratch.ParameterCount();
-                scratchScore = Score(scratch);
+                scratchScore = Scored(scratch);
             }
 
-            var curve = scratchScore is null ? null : DataEfficiencyCurve(ModelScore.From(candidateScore), ModelScore.From(scratchScore));
-            var samples = Samples(baseModel, candidate, tokenizer, spec, validation);
+            var curve = scratchScore is null ? null : DataEfficiencyCurve(candidateScore, scratchScore);
+            var samples = tokenizer is null ? [] : Samples(baseModel, candidate, tokenizer, spec, validation);
+            var mediaDirectory = Path.Combine(output, "media-samples");
+            var (quality, sampleFiles) = media is null || spec.SampleTokens == 0
+                ? (null, [])
+                : MediaSamples.Write(mediaDirectory, candidate.Config.Media!, baseModel, scratch, candidate, train, test, spec.Seed);
+            scratch?.Dispose();
             var report = new FineTuneReport(
-                FineTuneReport.SchemaName, spec.Strategy, tokenizer.Name, manifest.TrainTokens, manifest.ValidationTokens,
-                ModelScore.From(baseScore), ModelScore.From(candidateScore), scratchScore is null ? null : ModelScore.From(scratchScore),
+                FineTuneReport.SchemaName, spec.Strategy, baseModel.Config.TokenizerName, manifest.TrainTokens, manifest.ValidationTokens,
+                ModelScore.From(baseScore, modality), candidateScore, scratchScore,
                 1 - candidateScore.Perplexity / baseScore.Perplexity,
                 scratchScore is null ? null : 1 - candidateScore.Perplexity / scratchScore.Perplexity,
                 Summary(spec.Strategy, candidate, trainable.Sum(p => p.Parameter.numel()), candidateResult),
                 scratchResult is null ? null : Summary(Strategies.Scratch, candidate, scratchTrainable, scratchResult, scratchParameterCount),
                 samples, spec)
             {
-                Champion = championScore is null ? null : ModelScore.From(championScore),
+                Champion = championScore is null ? null : ModelScore.From(championScore, modality),
                 TestTokens = manifest.TestTokens,
-                Bias = BiasEvaluator.Measure(baseModel, candidate, tokenizer, probes),
+                Bias = tokenizer is null ? [] : BiasEvaluator.Measure(baseModel, candidate, tokenizer, probes),
+                Modality = modality,
+                SampleQuality = quality,
+                SampleFiles = sampleFiles,
                 DataEfficiency = curve,
                 Speedup = scratchResult is null ? null
                     : TrainingSpeedup.From(candidateResult.ValidationLoss, candidateResult.TokensPerSecond, scratchResult.ValidationLoss, scratchResult.TokensPerSecond),
                 ScoresSplit = "test",
                 EarlyStoppingSplit = "validation",
             };
-            WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec, Path.GetFileName(Path.TrimEndingDirectorySeparator(request.BaseModel)));
+            WriteCandidate(Path.Combine(output, CandidateDirectory), candidate, report, candidateResult, scratchResult, spec, Path.GetFileName(Path.TrimEndingDirectorySeparator(request.BaseModel)),
+                Directory.Exists(mediaDirectory) ? mediaDirectory : null);
             return report;
 
             TrainingResult TrainCandidate(Gpt2Model model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, Gpt2Model? withTeacher, ITokenSource data, string phase) =>
@@ -150,7 +180,7 @@ public static class FineTuneJob
                     return null;
                 }
 
-                var subsets = new NestedSubsets(train, tokenizer.EndOfText, spec.SplitSeed);
+                var subsets = new NestedSubsets(train, endOfText, spec.SplitSeed);
                 var points = new List<CurvePoint> { new(1, subsets.Documents, train.Count, fullCandidate, fullScratch) };
                 foreach (var fraction in fractions)
                 {
@@ -163,11 +193,11 @@ public static class FineTuneJob
                         TrainCandidate(small, StrategySetup.Apply(small, runSpec), smallTeacher, subset, CurvePhase("candidate", fraction));
                     }
 
-                    var smallCandidate = ModelScore.From(Score(small));
+                    var smallCandidate = Scored(small);
                     using var smallScratch = new Gpt2Model(candidate.Config, spec.Seed);
                     smallScratch.to(device);
                     TrainScratch(smallScratch, subset, CurvePhase("scratch", fraction));
-                    points.Add(new CurvePoint(fraction, subset.Documents, subset.Count, smallCandidate, ModelScore.From(Score(smallScratch))));
+                    points.Add(new CurvePoint(fraction, subset.Documents, subset.Count, smallCandidate, Scored(smallScratch)));
                 }
 
                 return DataEfficiency.From(points);
@@ -197,7 +227,7 @@ public static class FineTuneJob
         return phases;
     }
 
-    internal static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, ITextTokenizer tokenizer, TrainingSpec spec)
+    internal static PreparedDataset EnsurePrepared(FineTuneRequest request, string prepared, IDocumentSource source, TrainingSpec spec)
     {
         var manifestPath = Path.Combine(prepared, "manifest.json");
         if (File.Exists(manifestPath) && File.Exists(Path.Combine(prepared, DatasetPreparer.TestFile)))
@@ -211,7 +241,7 @@ public static class FineTuneJob
             throw new ArgumentException("No dataset files were given and no prepared shards exist.", nameof(request));
         }
 
-        var preparer = new DatasetPreparer(new DatasetReader(), tokenizer, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction));
+        var preparer = new DatasetPreparer(source, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction));
         var result = preparer.Prepare(request.Data, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(result, Indented));
         return result;
@@ -283,10 +313,20 @@ public static class FineTuneJob
             result.TrainLoss.Select(p => new double[] { p.Step, p.Loss }).ToList(),
             result.ValidationLoss.Select(p => new double[] { p.Step, p.Loss }).ToList());
 
-    private static void WriteCandidate(string directory, Gpt2Model candidate, FineTuneReport report, TrainingResult candidateResult, TrainingResult? scratchResult, TrainingSpec spec, string baseModelName)
+    private static void WriteCandidate(string directory, Gpt2Model candidate, FineTuneReport report, TrainingResult candidateResult, TrainingResult? scratchResult, TrainingSpec spec, string baseModelName,
+        string? mediaSamples)
     {
         var temp = directory + ".tmp-" + Guid.NewGuid().ToString("N");
         Directory.CreateDirectory(temp);
+        if (mediaSamples is not null)
+        {
+            foreach (var file in report.SampleFiles)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(temp, file))!);
+                File.Copy(Path.Combine(mediaSamples, file), Path.Combine(temp, file));
+            }
+        }
+
         candidate.SavePretrained(temp);
         if (candidate.HasAdapters)
         {

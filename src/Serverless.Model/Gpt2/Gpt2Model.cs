@@ -34,7 +34,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The model's shape.</summary>
-    public Gpt2Config Config { get; }
+    public Gpt2Config Config { get; internal set; }
 
     /// <summary>Where the weights live (CPU, or a CUDA device after <c>to(cuda)</c>); inputs are moved here.</summary>
     public Device Device => _wte.weight!.device;

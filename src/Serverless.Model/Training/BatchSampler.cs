@@ -5,9 +5,10 @@ namespace Serverless.Model.Training;
 
 /// <summary>
 /// Draws (input, target) batches of random windows from a token stream. The windows of a step depend only on the
-/// seed and the step number, so a resumed run sees exactly the batches an uninterrupted one would.
+/// seed and the step number, so a resumed run sees exactly the batches an uninterrupted one would. With an
+/// <paramref name="alignment"/> above 1, windows start only at multiples of it (documents of one length: images).
 /// </summary>
-internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int blockSize, long seed)
+internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int blockSize, long seed, int alignment = 1)
 {
     private readonly int[] _window = new int[blockSize + 1];
 
@@ -20,10 +21,10 @@ internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int block
 
         var data = new long[batchSize * (blockSize + 1)];
         var state = (ulong)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)step << 20) ^ (ulong)micro;
-        var range = (ulong)(tokens.Count - blockSize);
+        var range = (ulong)((tokens.Count - blockSize - 1) / alignment + 1);
         for (var b = 0; b < batchSize; b++)
         {
-            var start = (long)(Next(ref state) % range);
+            var start = (long)(Next(ref state) % range) * alignment;
             tokens.Read(start, _window);
             for (var i = 0; i <= blockSize; i++)
             {

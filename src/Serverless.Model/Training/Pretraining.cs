@@ -2,6 +2,7 @@ using System.Text.Json;
 using Serverless.Model.Data;
 using Serverless.Model.Evaluation;
 using Serverless.Model.Gpt2;
+using Serverless.Model.Media;
 using Serverless.Model.Tokenizers;
 
 namespace Serverless.Model.Training;
@@ -21,23 +22,32 @@ public static class Pretraining
     /// <summary>The size presets.</summary>
     public static IReadOnlyList<string> Sizes { get; } = ["tiny", "small"];
 
-    /// <summary>The model shape of a size preset for a tokenizer.</summary>
-    public static Gpt2Config ConfigFor(string size, string tokenizer)
+    /// <summary>
+    /// The model shape of a size preset for a tokenizer, or for image or audio <paramref name="media"/>. An image model's
+    /// context is widened (to a multiple of 64) to hold a whole image with its start and class tokens.
+    /// </summary>
+    public static Gpt2Config ConfigFor(string size, string tokenizer, MediaSettings? media = null)
     {
-        var tok = TokenizerRegistry.Get(tokenizer);
-        var config = new Gpt2Config
+        Gpt2Config config;
+        if (media is not null)
         {
-            VocabSize = tok.VocabSize,
-            BosTokenId = tok.EndOfText,
-            EosTokenId = tok.EndOfText,
-            Tokenizer = tok.Name,
-        };
-        return size switch
+            config = new Gpt2Config { VocabSize = media.VocabSize, BosTokenId = media.StartToken, EosTokenId = media.StartToken, Tokenizer = media.Modality, Media = media };
+        }
+        else
+        {
+            var tok = TokenizerRegistry.Get(tokenizer);
+            config = new Gpt2Config { VocabSize = tok.VocabSize, BosTokenId = tok.EndOfText, EosTokenId = tok.EndOfText, Tokenizer = tok.Name };
+        }
+
+        config = size switch
         {
             "tiny" => config with { NLayer = 4, NHead = 4, NEmbd = 128, NPositions = 128 },
             "small" => config with { NLayer = 6, NHead = 8, NEmbd = 256, NPositions = 256 },
             _ => throw new ArgumentException($"Unknown size '{size}'; use {string.Join(" or ", Sizes)}.", nameof(size)),
         };
+        return media?.Modality == Modality.Image
+            ? config with { NPositions = Math.Max(config.NPositions, (media.ValuesPerImage + 2 + 63) / 64 * 64) }
+            : config;
     }
 
     /// <summary>
@@ -45,20 +55,32 @@ public static class Pretraining
     /// <paramref name="spec"/>, and saves it to <paramref name="outputDirectory"/>. Checkpoints go to
     /// <c>{out}.work/</c>, so an interrupted run resumes.
     /// </summary>
+    /// <param name="corpus">Corpus files.</param>
+    /// <param name="outputDirectory">The model directory to write.</param>
+    /// <param name="size">The size preset.</param>
+    /// <param name="tokenizer">The text tokenizer (ignored for image and audio).</param>
+    /// <param name="spec">The recipe.</param>
+    /// <param name="progress">Training progress.</param>
+    /// <param name="cancellation">Stops training at the next step (a checkpoint lets a rerun resume).</param>
+    /// <param name="media">Image or audio settings; null for text.</param>
+    /// <param name="root">The corpus folder whose sub-folders are classes (image and audio); null for none.</param>
     public static PretrainingResult Run(
         IReadOnlyList<string> corpus, string outputDirectory, string size, string tokenizer, TrainingSpec spec,
-        Action<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+        Action<TrainingProgress>? progress = null, MediaSettings? media = null, string? root = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var config = ConfigFor(size, tokenizer);
+        var config = ConfigFor(size, tokenizer, media);
         var work = outputDirectory.TrimEnd('/', '\\') + ".work";
         var prepared = Path.Combine(work, "prepared");
-        var tok = TokenizerRegistry.Get(tokenizer);
         var manifestPath = Path.Combine(prepared, "manifest.json");
         var manifest = File.Exists(manifestPath)
             ? JsonSerializer.Deserialize<PreparedDataset>(File.ReadAllText(manifestPath))!
-            : new DatasetPreparer(new DatasetReader(), tok, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction)).Prepare(corpus, prepared);
+            : DocumentSources.Preparer(config, new DocumentSplit(spec.SplitSeed, spec.ValidationFraction, spec.TestFraction), root).Prepare(corpus, prepared);
         File.WriteAllText(manifestPath, JsonSerializer.Serialize(manifest));
+        if (media is not null)
+        {
+            config = config with { Media = media with { Classes = manifest.Classes ?? [] } };
+        }
 
         using var train = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.TrainFile));
         using var validation = TokenShardReader.Open(Path.Combine(prepared, DatasetPreparer.ValidationFile));
@@ -71,7 +93,9 @@ public static class Pretraining
             Cancellation = cancellation,
         });
 
-        var score = Evaluator.Evaluate(model, validation, spec.BlockSizeFor(config.NPositions), manifest.ScoredValidationBytes);
+        var score = media is null
+            ? Evaluator.Evaluate(model, validation, spec.BlockSizeFor(config), manifest.ScoredValidationBytes)
+            : Evaluator.Evaluate(model, validation, TrainingLoop.Windows(config, spec, train).BlockSize, scoredBelow: media.Levels);
         var temp = outputDirectory.TrimEnd('/', '\\') + ".tmp-" + Guid.NewGuid().ToString("N");
         model.SavePretrained(temp);
         var summary = new PretrainingResult(size, model.ParameterCount(), result.StepsRun, manifest.TrainTokens, score, result.TokensPerSecond);

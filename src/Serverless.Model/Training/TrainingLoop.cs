@@ -32,6 +32,21 @@ public sealed record TrainingOptions
 /// </summary>
 public static class TrainingLoop
 {
+    /// <summary>
+    /// The training windows: the spec's block size, drawn at any offset; except for an image model without an explicit
+    /// block size, whose windows are exactly one image (its documents all have one length) starting at a document's
+    /// start, so training sees images as generation makes them: start and class at positions 0 and 1.
+    /// </summary>
+    public static (int BlockSize, int Alignment) Windows(Gpt2.Gpt2Config config, TrainingSpec spec, ITokenSource train)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(spec);
+        return config.Media is { Modality: Media.Modality.Image } media && spec.BlockSize is null
+            && Media.MediaDocuments.ImageDocumentLength(train, media) is { } length && length <= config.NPositions
+            ? (length, length)
+            : (spec.BlockSizeFor(config), 1);
+    }
+
     /// <summary>Trains the <paramref name="trainable"/> parameters of <paramref name="model"/>; the model ends holding the best weights.</summary>
     public static TrainingResult Train(
         Gpt2Model model, IReadOnlyList<(string Name, Parameter Parameter)> trainable, TrainingSpec spec,
@@ -42,8 +57,8 @@ public static class TrainingLoop
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(options);
         spec.Validate();
-        var blockSize = spec.BlockSizeFor(model.Config.NPositions);
-        var sampler = new BatchSampler(train, spec.BatchSize, blockSize, spec.Seed);
+        var (blockSize, alignment) = Windows(model.Config, spec, train);
+        var sampler = new BatchSampler(train, spec.BatchSize, blockSize, spec.Seed, alignment);
         using var optimizer = new AdamW(trainable);
         var state = new CheckpointState(0, double.PositiveInfinity, 0, 0, [], [], spec.Seed, spec);
         var best = Snapshot(trainable);

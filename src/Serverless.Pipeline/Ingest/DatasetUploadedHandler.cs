@@ -23,9 +23,9 @@ public sealed class DatasetUploadedHandler(PipelineBus bus, SpecReader specs, IL
         using var activity = PipelineTracing.Ingest.StartActivity("DatasetUploaded", System.Diagnostics.ActivityKind.Consumer);
         activity?.SetTag("blob.name", uploaded.Name);
         var slash = uploaded.Name.IndexOf('/', StringComparison.Ordinal);
-        if (slash <= 0 || uploaded.Name.EndsWith("/" + Containers.SpecFile, StringComparison.Ordinal) || uploaded.Name.IndexOf('/', slash + 1) > 0)
+        if (slash <= 0 || uploaded.Name == uploaded.Name[..slash] + "/" + Containers.SpecFile || uploaded.Name.Count(c => c == '/') > 2)
         {
-            logger.IgnoringBlob(uploaded.Name, "not a dataset file at datasets/{model}/{file}");
+            logger.IgnoringBlob(uploaded.Name, "not a dataset file at datasets/{model}/{file} or datasets/{model}/{class}/{file}");
             return false;
         }
 

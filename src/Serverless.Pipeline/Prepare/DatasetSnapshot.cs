@@ -20,7 +20,8 @@ public static class DatasetSnapshot
         await foreach (var item in blobs.ListAsync(Containers.Datasets, model + "/", cancellationToken))
         {
             var relative = item.Name[(model.Length + 1)..];
-            if (relative == Containers.SpecFile || relative.Contains('/', StringComparison.Ordinal))
+            // Files directly in the model's folder, or one level down in a class folder (images, audio: {model}/{class}/x.png).
+            if (relative == Containers.SpecFile || relative.Count(c => c == '/') > 1)
             {
                 continue;
             }

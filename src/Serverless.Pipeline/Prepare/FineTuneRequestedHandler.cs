@@ -141,8 +141,16 @@ public sealed class FineTuneRequestedHandler(
                 local.Add(path);
             }
 
-            var preparer = new DatasetPreparer(new DatasetReader(), TokenizerRegistry.Get(ModelResolver.TokenizerOf(baseModel)),
-                new DocumentSplit(spec.Training.SplitSeed, spec.Training.ValidationFraction, spec.Training.TestFraction));
+            var baseConfig = Model.Gpt2.Gpt2Config.Load(Path.Combine(baseModel, "config.json"));
+            if (spec.Training.MediaProblems(baseConfig.Media) is { Count: > 0 } mediaProblems)
+            {
+                var problems = mediaProblems.Select(p => new DatasetProblem($"{model}/{Containers.SpecFile}", null, p.Split(':')[0], p)).ToList();
+                await RejectAsync(job, problems, string.Join(" ", mediaProblems), cancellationToken);
+                return jobId;
+            }
+
+            var preparer = DocumentSources.Preparer(baseConfig,
+                new DocumentSplit(spec.Training.SplitSeed, spec.Training.ValidationFraction, spec.Training.TestFraction), Path.Combine(work, "data"));
             PreparedDataset prepared;
             try
             {

@@ -20,7 +20,7 @@ public sealed class HonestNumbersTests : IDisposable
     }
 
     private PreparedDataset Prepare(string name, TrainingSpec spec, string data) =>
-        FineTuneJob.EnsurePrepared(new FineTuneRequest("unused", [data], _dir.File(name), spec), _dir.File(name), new ByteTokenizer(), spec);
+        FineTuneJob.EnsurePrepared(new FineTuneRequest("unused", [data], _dir.File(name), spec), _dir.File(name), new TextDocumentSource(new DatasetReader(), new ByteTokenizer()), spec);
 
     [Fact]
     public void Split_DependsOnTheDocumentsAndTheSplitSeed_NotOnTheTrainingSeed()

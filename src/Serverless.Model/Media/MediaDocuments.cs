@@ -1,0 +1,71 @@
+using Serverless.Model.Data;
+
+namespace Serverless.Model.Media;
+
+/// <summary>One prepared image or clip, read back from a shard.</summary>
+/// <param name="Class">Its class index, or null.</param>
+/// <param name="Values">Its value tokens.</param>
+public sealed record MediaDocument(int? Class, int[] Values);
+
+/// <summary>Reads prepared documents back out of a shard: a start token, an optional class token, then values.</summary>
+public static class MediaDocuments
+{
+    /// <summary>
+    /// The length of an image document in <paramref name="shard"/> (start token to the next start token), when the shard
+    /// starts with a start token and its first two documents have the same length; otherwise null.
+    /// </summary>
+    public static int? ImageDocumentLength(ITokenSource shard, MediaSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(shard);
+        ArgumentNullException.ThrowIfNull(settings);
+        var head = new int[(int)Math.Min(shard.Count, 2L * (settings.ValuesPerImage + 2) + 1)];
+        shard.Read(0, head);
+        var starts = head.Select((t, i) => (t, i)).Where(x => x.t == settings.StartToken).Select(x => x.i).Take(3).ToList();
+        return starts.Count == 3 && starts[0] == 0 && starts[1] == starts[2] - starts[1] ? starts[1] : null;
+    }
+
+    /// <summary>The first <paramref name="max"/> documents of <paramref name="shard"/>.</summary>
+    public static IReadOnlyList<MediaDocument> Read(ITokenSource shard, MediaSettings settings, int max = 4096)
+    {
+        ArgumentNullException.ThrowIfNull(shard);
+        ArgumentNullException.ThrowIfNull(settings);
+        var documents = new List<MediaDocument>();
+        var buffer = new int[1 << 16];
+        List<int>? current = null;
+        int? cls = null;
+        for (long start = 0; start < shard.Count && documents.Count < max; start += buffer.Length)
+        {
+            var n = (int)Math.Min(buffer.Length, shard.Count - start);
+            shard.Read(start, buffer.AsSpan(0, n));
+            for (var i = 0; i < n; i++)
+            {
+                var t = buffer[i];
+                if (t == settings.StartToken)
+                {
+                    Flush();
+                    current = [];
+                    cls = null;
+                }
+                else if (t > settings.StartToken)
+                {
+                    cls = t - settings.StartToken - 1;
+                }
+                else
+                {
+                    current?.Add(t);
+                }
+            }
+        }
+
+        Flush();
+        return documents.Take(max).ToList();
+
+        void Flush()
+        {
+            if (current is { Count: > 0 })
+            {
+                documents.Add(new MediaDocument(cls, [.. current]));
+            }
+        }
+    }
+}
