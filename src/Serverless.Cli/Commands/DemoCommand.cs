@@ -35,15 +35,26 @@ internal static class DemoCommand
         var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 100)." };
         var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 500)." };
         var json = new Option<bool>("--json") { Description = "Print only the ModelPublished event as JSON." };
-        var command = new Command("demo", "Pre-train a tiny base model on the shipped Bible (first run only), then drop fortunes into the pipeline and follow it to a published model.")
+        var modality = new Option<string>("--modality")
         {
-            home, steps, pretrainSteps, json,
+            Description = "text (fortunes on a Bible-trained base), image (a calligraphic font on a base trained on 20 other fonts) or audio (a voice the base never heard).",
+            DefaultValueFactory = _ => Serverless.Model.Media.Modality.Text,
+        };
+        modality.AcceptOnlyFromAmong([.. Serverless.Model.Media.Modality.All]);
+        var command = new Command("demo", "Pre-train a tiny base model on shipped data (first run only), then drop new data into the pipeline and follow it to a published model.")
+        {
+            home, steps, pretrainSteps, json, modality,
         };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
             var quiet = parse.GetValue(json);
             using var pipeline = new EmbeddedPipeline(parse.GetValue(home)!);
+            if (parse.GetValue(modality) != Serverless.Model.Media.Modality.Text)
+            {
+                return await MediaDemo.RunAsync(writer, pipeline, parse.GetValue(modality)!, parse.GetValue(steps), parse.GetValue(pretrainSteps), quiet, cancellation);
+            }
+
             var baseDirectory = Path.Combine(pipeline.Home, Containers.BaseModels, "demo-base");
             if (await pipeline.Blobs.GetAsync(Containers.BaseModels, "demo-base/model.safetensors", cancellation) is null)
             {
@@ -62,22 +73,8 @@ internal static class DemoCommand
                 }
             }
 
-            // A subscriber of our own on model-events, created before the data lands, so it sees this run's event.
-            await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
-            var filter = new SubscriptionFilter(new Dictionary<string, IReadOnlyList<string>> { [MessageProperties.Model] = [Model] });
-            await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, Subscription, filter, cancellationToken: cancellation);
-            var entity = Entities.Subscription(Entities.ModelEvents, Subscription);
-            foreach (var stale in await pipeline.Bus.ReceiveAsync(entity, 1000, cancellation))
-            {
-                await pipeline.Bus.CompleteAsync(entity, stale, cancellation);
-            }
-
-            var runs = 0;
-            await foreach (var _ in pipeline.Runtime.Jobs.ListAsync(Model, cancellation))
-            {
-                runs++;
-            }
-
+            var entity = await SubscribeAsync(pipeline, Model, cancellation);
+            var runs = await RunsAsync(pipeline, Model, cancellation);
             await WriteAsync(pipeline, $"{Model}/{Containers.SpecFile}", Spec(parse.GetValue(steps), runs).ToJsonString(), cancellation);
             await pipeline.Blobs.DeleteAsync(Containers.Datasets, $"{Model}/fortunes.jsonl", cancellationToken: cancellation);
             await using (var fortunes = new System.IO.Compression.GZipStream(Resource("fortunes.jsonl.gz"), System.IO.Compression.CompressionMode.Decompress))
@@ -90,64 +87,99 @@ internal static class DemoCommand
                 writer.WriteLine($"Dropped fortunes.jsonl into {Path.Combine(pipeline.Home, Containers.Datasets, Model)}/; following the pipeline…");
             }
 
-            var started = DateTimeOffset.UtcNow.AddSeconds(-1);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            var running = pipeline.RunAsync(stop.Token);
-            CloudEvent? outcome = null;
-            var shown = new HashSet<string>();
-            while (outcome is null)
-            {
-                if (running.IsFaulted)
-                {
-                    await running;
-                }
-
-                cancellation.ThrowIfCancellationRequested();
-                foreach (var message in await pipeline.Bus.ReceiveAsync(entity, 10, cancellation))
-                {
-                    await pipeline.Bus.CompleteAsync(entity, message, cancellation);
-                    var received = CloudEvent.Parse(message.Body);
-                    if (received.Type == nameof(JobWaiting))
-                    {
-                        var waiting = received.DataAs<JobWaiting>();
-                        writer.WriteLine($"  job {waiting.JobId}: waiting — {waiting.Reason}");
-                        continue;   // not an outcome: it resumes by itself
-                    }
-
-                    outcome ??= received;
-                }
-
-                await foreach (var job in pipeline.Runtime.Jobs.ListAsync(Model, cancellation))
-                {
-                    if (job.CreatedAt < started)
-                    {
-                        continue;
-                    }
-
-                    if (!quiet && shown.Add(Line(job)))
-                    {
-                        writer.WriteLine(Line(job));
-                    }
-
-                    if (job.State is JobState.Failed or JobState.Cancelled && outcome is null && (job.DatasetErrors is null || job.DatasetErrors.Count == 0))
-                    {
-                        await stop.CancelAsync();
-                        await running;
-                        throw new CliException($"job {job.JobId} {job.State.ToString().ToLowerInvariant()}: {job.Error} (see `tune jobs {job.JobId} --home {pipeline.Home}`)");
-                    }
-                }
-
-                if (outcome is null)
-                {
-                    await Task.Delay(500, cancellation);
-                }
-            }
-
-            await stop.CancelAsync();
-            await running;
+            var outcome = await FollowAsync(writer, pipeline, Model, entity, quiet, cancellation);
             return await ReportAsync(writer, pipeline, outcome, quiet, cancellation);
         });
         return command;
+    }
+
+    /// <summary>A subscription of our own on model-events for <paramref name="model"/>, created before the data lands (so it sees this run's event), drained of old events.</summary>
+    internal static async Task<string> SubscribeAsync(EmbeddedPipeline pipeline, string model, CancellationToken cancellation)
+    {
+        await pipeline.Runtime.Bus.EnsureTopologyAsync(cancellationToken: cancellation);
+        var filter = new SubscriptionFilter(new Dictionary<string, IReadOnlyList<string>> { [MessageProperties.Model] = [model] });
+        var subscription = Subscription + (model == Model ? "" : "-" + model);
+        await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, subscription, filter, cancellationToken: cancellation);
+        var entity = Entities.Subscription(Entities.ModelEvents, subscription);
+        foreach (var stale in await pipeline.Bus.ReceiveAsync(entity, 1000, cancellation))
+        {
+            await pipeline.Bus.CompleteAsync(entity, stale, cancellation);
+        }
+
+        return entity;
+    }
+
+    /// <summary>Jobs the model has had (each demo run uses a new seed, so it is a new job).</summary>
+    internal static async Task<int> RunsAsync(EmbeddedPipeline pipeline, string model, CancellationToken cancellation)
+    {
+        var runs = 0;
+        await foreach (var _ in pipeline.Runtime.Jobs.ListAsync(model, cancellation))
+        {
+            runs++;
+        }
+
+        return runs;
+    }
+
+    /// <summary>Runs the pipeline until an event of this run arrives on <paramref name="entity"/>, printing job progress.</summary>
+    internal static async Task<CloudEvent> FollowAsync(TextWriter writer, EmbeddedPipeline pipeline, string model, string entity, bool quiet, CancellationToken cancellation)
+    {
+        var started = DateTimeOffset.UtcNow.AddSeconds(-1);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var running = pipeline.RunAsync(stop.Token);
+        CloudEvent? outcome = null;
+        var shown = new HashSet<string>();
+        while (outcome is null)
+        {
+            if (running.IsFaulted)
+            {
+                await running;
+            }
+
+            cancellation.ThrowIfCancellationRequested();
+            foreach (var message in await pipeline.Bus.ReceiveAsync(entity, 10, cancellation))
+            {
+                await pipeline.Bus.CompleteAsync(entity, message, cancellation);
+                var received = CloudEvent.Parse(message.Body);
+                if (received.Type == nameof(JobWaiting))
+                {
+                    var waiting = received.DataAs<JobWaiting>();
+                    writer.WriteLine($"  job {waiting.JobId}: waiting — {waiting.Reason}");
+                    continue;   // not an outcome: it resumes by itself
+                }
+
+                outcome ??= received;
+            }
+
+            await foreach (var job in pipeline.Runtime.Jobs.ListAsync(model, cancellation))
+            {
+                if (job.CreatedAt < started)
+                {
+                    continue;
+                }
+
+                if (!quiet && shown.Add(Line(job)))
+                {
+                    writer.WriteLine(Line(job));
+                }
+
+                if (job.State is JobState.Failed or JobState.Cancelled && outcome is null && (job.DatasetErrors is null || job.DatasetErrors.Count == 0))
+                {
+                    await stop.CancelAsync();
+                    await running;
+                    throw new CliException($"job {job.JobId} {job.State.ToString().ToLowerInvariant()}: {job.Error} (see `tune jobs {job.JobId} --home {pipeline.Home}`)");
+                }
+            }
+
+            if (outcome is null)
+            {
+                await Task.Delay(500, cancellation);
+            }
+        }
+
+        await stop.CancelAsync();
+        await running;
+        return outcome;
     }
 
     private static string Line(JobDocument job) => job.State == JobState.Running && job.Progress is { } p

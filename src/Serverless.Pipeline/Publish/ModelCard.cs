@@ -56,13 +56,20 @@ public static class ModelCard
         card.AppendLine($"# {job.Model}");
         card.AppendLine();
         card.AppendLine("## Model description").AppendLine();
-        card.AppendLine($"A GPT-2 architecture language model ({report.CandidateTraining.Parameters:N0} parameters, `{report.Tokenizer}` tokenizer), " +
+        var kind = report.Modality switch
+        {
+            Model.Media.Modality.Image => "image model (Image GPT-style: one token per quantized sub-pixel, in raster order)",
+            Model.Media.Modality.Audio => "audio model (one token per 8-bit μ-law sample, as WaveNet quantizes audio)",
+            _ => "language model",
+        };
+        card.AppendLine($"A GPT-2 architecture {kind} ({report.CandidateTraining.Parameters:N0} parameters, `{report.Tokenizer}` tokenizer), " +
             $"fine-tuned from `{spec.BaseModel}` with the `{report.Strategy}` strategy by job `{job.JobId}` (trigger: {job.Trigger}). " +
             "It is a Hugging Face GPT-2 model directory: `GPT2LMHeadModel.from_pretrained` loads it.").AppendLine();
         card.AppendLine("## Intended uses & limitations").AppendLine();
-        card.AppendLine($"Text generation in the style and domain of the `{job.Model}` dataset below, and as a base for further fine-tuning. " +
+        var what = report.Modality switch { Model.Media.Modality.Image => "Image", Model.Media.Modality.Audio => "Audio", _ => "Text" };
+        card.AppendLine($"{what} generation in the style and domain of the `{job.Model}` dataset below, and as a base for further fine-tuning. " +
             "It knows only what its base model and this dataset taught it; it has not been evaluated for any task beyond predicting " +
-            "held-out text of the same dataset, and it is not suited to decisions about people.").AppendLine();
+            $"held-out {what.ToLowerInvariant()} of the same dataset, and it is not suited to decisions about people.").AppendLine();
         card.AppendLine("## Training data").AppendLine();
         card.AppendLine($"{job.Dataset.Count} file(s) from `datasets/{job.Model}/` (snapshot SHA-256 `{job.DatasetHash}`), split by document " +
             $"(split seed {spec.Training.SplitSeed}) into training ({report.TrainTokens:N0} tokens), validation ({report.ValidationTokens:N0} tokens; " +

@@ -31,6 +31,11 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
     /// <summary>Files a candidate has only when its spec asked for them (<c>transfer.png</c>: the data-efficiency curve); copied when present.</summary>
     public static IReadOnlyList<string> OptionalVersionFiles { get; } = ["transfer.png"];
 
+    /// <summary>Whether <paramref name="name"/> is a sample file a version may hold: <c>samples.png</c> or <c>samples/{name}.wav</c>, nothing else.</summary>
+    public static bool IsSampleFile(string name) =>
+        name == "samples.png" || (name.StartsWith("samples/", StringComparison.Ordinal) && name.EndsWith(".wav", StringComparison.Ordinal)
+            && name.Count(c => c == '/') == 1 && Core.Naming.BlobNames.Problem(name) is null && name.Length <= 128);
+
     /// <summary>Reads the index, or null when the model has none.</summary>
     public async Task<(RegistryIndex Index, string ETag)?> ReadIndexAsync(string model, CancellationToken cancellationToken = default)
     {
@@ -63,13 +68,23 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
     }
 
     /// <summary>Publishes the candidate under <paramref name="candidatePrefix"/> (in <c>checkpoints</c>) as a new version, or finishes the job's version if one was already claimed.</summary>
-    public async Task<PublishedVersion> PublishAsync(string model, string jobId, string candidatePrefix, double perplexity, JsonObject lineage, string modelCard, CancellationToken cancellationToken = default)
+    /// <param name="model">The model.</param>
+    /// <param name="jobId">The job whose candidate it is.</param>
+    /// <param name="candidatePrefix">The candidate's prefix in <c>checkpoints</c>.</param>
+    /// <param name="perplexity">The candidate's test perplexity (the index records it).</param>
+    /// <param name="lineage">Base model, job and dataset snapshot.</param>
+    /// <param name="modelCard">The model card (<c>README.md</c>).</param>
+    /// <param name="sampleFiles">Image and audio samples the candidate lists in its metrics (<c>samples.png</c>, <c>samples/*.wav</c>); each is copied and hashed like the rest.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    public async Task<PublishedVersion> PublishAsync(string model, string jobId, string candidatePrefix, double perplexity, JsonObject lineage, string modelCard,
+        IReadOnlyList<string>? sampleFiles = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lineage);
+        var samples = (sampleFiles ?? []).Where(IsSampleFile).ToList();
         var version = await ClaimAsync(model, jobId, perplexity, cancellationToken);
         var prefix = $"{model}/{version}/";
         var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (file, optional) in VersionFiles.Select(f => (f, false)).Concat(OptionalVersionFiles.Select(f => (f, true))))
+        foreach (var (file, optional) in VersionFiles.Select(f => (f, false)).Concat(OptionalVersionFiles.Concat(samples).Select(f => (f, true))))
         {
             var target = prefix + file;
             if (await blobs.GetAsync(Containers.Registry, target, cancellationToken) is null)

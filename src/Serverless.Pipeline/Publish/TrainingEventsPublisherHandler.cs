@@ -81,7 +81,7 @@ public sealed class TrainingEventsPublisherHandler(JobStore jobs, ModelRegistry 
             ["spec"] = job.Spec.DeepClone(),
         };
         var published = await registry.PublishAsync(job.Model, job.JobId, completed.CandidatePath, report.Candidate.Perplexity, lineage,
-            ModelCard.Render(job, spec, report), cancellationToken);
+            ModelCard.Render(job, spec, report), report.SampleFiles, cancellationToken);
         await jobs.UpdateAsync(job.JobId, j => j.State == JobState.Completed
             ? j.MoveTo(JobState.Published, now, $"version {published.Version}") with { Version = published.Version }
             : null, cancellationToken);
