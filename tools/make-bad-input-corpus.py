@@ -242,3 +242,59 @@ table("events.tsv", ev)
 
 counts = {"datasets": len(ds) + 6, "specs": len(sp), "names": len(nm), "models": 37, "events": len(ev)}
 print(counts, "total", sum(counts.values()))
+
+# ---- images and audio -----------------------------------------------------------------------------------------
+# Each case is a dataset folder (media/<case>/, class folders inside when the case needs them) prepared against an
+# image or an audio base model; media/expected.tsv: <case> TAB <modality of the base> TAB <substring of the error>.
+import struct, zlib
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+def png(width, height, depth=8, extra=b"", rows=None):
+    sample = 2 if depth == 16 else 1
+    raw = rows if rows is not None else b"".join(b"\x00" + bytes((x * 37 + y * 11) % 256 for x in range(width * sample)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)) + extra
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+def wav(tag=1, channels=1, rate=8000, bits=16, data=None, declared=None):
+    data = data if data is not None else bytes(range(256)) * 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+    size = len(data) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+good_png = png(16, 16)
+md = []
+def media(case, modality, files, expected):
+    for path, data in files.items():
+        write(f"media/{case}/{path}", data)
+    md.append((f"{case}\t{modality}", expected))
+
+media("png-corrupt", "image", {"a.png": good_png[:33] + chunk(b"IDAT", b"this is not zlib data at all") + chunk(b"IEND", b"")}, "the PNG is")
+media("png-truncated", "image", {"a.png": good_png[: len(good_png) - 40]}, "truncated")
+media("png-empty", "image", {"a.png": b""}, "the file is empty")
+media("png-one-pixel", "image", {"a.png": png(1, 1)}, "at least 2 pixels")
+media("png-bomb", "image", {"a.png": png(100000, 100000, rows=b"\x00" * 64)}, "decompression bomb")
+media("png-animated", "image", {"a.png": png(16, 16, extra=chunk(b"acTL", struct.pack(">II", 3, 0)))}, "animated PNG with 3 frames")
+media("png-is-text", "image", {"a.png": b"hello, I am a text file\n"}, "its content is text")
+media("png-is-gif", "image", {"a.png": b"GIF89a" + b"\x00" * 32}, "its content is a GIF")
+media("jpeg-truncated", "image", {"a.jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"}, "the JPEG is truncated")
+media("png-bad-ihdr", "image", {"a.png": b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", b"\x00" * 5)}, "IHDR chunk is not 13 bytes")
+media("class-with-one-file", "image", {"A/a.png": good_png, "B/b.png": good_png, "B/c.png": png(16, 8)}, "holds only this file")
+media("classes-and-loose-files", "image", {"A/a.png": good_png, "A/b.png": png(8, 16), "c.png": png(12, 12)}, "put every file in a class folder or none")
+media("mixed-modalities", "image", {"a.png": good_png, "b.wav": wav()}, "mixes modalities")
+media("wrong-modality", "image", {"a.wav": wav(), "b.wav": wav(rate=16000)}, "the base model reads image")
+media("wav-lying-header", "audio", {"a.wav": wav(declared=1_000_000)}, "but the file holds only")
+media("wav-zero-samples", "audio", {"a.wav": wav(data=b"")}, "no samples")
+media("wav-adpcm", "audio", {"a.wav": wav(tag=2, bits=4)}, "Microsoft ADPCM")
+media("wav-mp3", "audio", {"a.wav": wav(tag=0x55, bits=0)}, "MP3")
+media("wav-rate-5hz", "audio", {"a.wav": wav(rate=5)}, "sample rate of 5 Hz")
+media("wav-rate-10mhz", "audio", {"a.wav": wav(rate=10_000_000)}, "sample rate of 10,000,000 Hz")
+media("wav-is-text", "audio", {"a.wav": b"RIFF? no, just words in a file\n"}, "its content is text")
+media("wav-is-png", "audio", {"a.wav": good_png}, "not a WAV (RIFF/WAVE) file")
+media("wav-empty", "audio", {"a.wav": b""}, "the file is empty")
+media("wav-no-data-chunk", "audio", {"a.wav": wav()[:36]}, "no data chunk")
+media("wav-zero-channels", "audio", {"a.wav": wav(channels=0)}, "declares 0 channels")
+media("wav-float-16bit", "audio", {"a.wav": wav(tag=3, bits=16)}, "is not supported")
+table("media/expected.tsv", md)

@@ -215,7 +215,7 @@ public static class ImageCodec
         }
         while (b == 0xFF);
 
-        return b < 0 ? 0xD9 : b;
+        return b >= 0 ? b : throw new ImageFormatException("the JPEG is truncated: it ends before its frame header (SOF).");
     }
 
     /// <summary>
