@@ -93,4 +93,51 @@ public sealed class TrainingCommandsTests : IDisposable
         second.Output.ShouldNotContain("First run");
         second.Output.ShouldContain("A sample from demo@2", customMessage: "each demo run is a new job and a new version");
     }
+
+    [Theory]
+    [InlineData("image", "samples.png", "--class", "Q", "q.png")]
+    [InlineData("audio", "samples/candidate-1.wav", "--class", "female", "voice.wav")]
+    public void Demo_Media_DropsFilesInClassFolders_PublishesWithSamples_AndTheChampionGenerates(string modality, string sample, string classOption, string className, string file)
+    {
+        var home = Path.Combine(_fixture.Root, "home-" + modality);
+        var demo = CliFixture.Run("demo", "--modality", modality, "--home", home, "--pretrain-steps", "3", "--steps", "2");
+        demo.ExitCode.ShouldBe(0, demo.Error + demo.Output);
+        demo.Output.ShouldContain("First run: pre-training the " + modality + " base");
+        demo.Output.ShouldContain(modality == "image" ? "bits/dim" : "bits/sample");
+        demo.Output.ShouldContain("\"type\": \"ModelPublished\"");
+        demo.Output.ShouldContain($"\"{sample}\"", customMessage: "the samples are published with the version, hashed in the manifest");
+        File.Exists(Path.Combine(home, "model-registry", $"demo-{modality}", "1", sample)).ShouldBeTrue();
+        File.ReadAllText(Path.Combine(home, "model-registry", $"demo-{modality}", "1", "README.md")).ShouldContain(modality == "image" ? "![samples](samples.png)" : "samples/candidate-1.wav");
+
+        var output = Path.Combine(_fixture.Root, file);
+        var generated = CliFixture.Run("generate", "--model", $"demo-{modality}@champion", "--home", home, "--out", output, classOption, className, "--count", "2", "--seconds", "0.05");
+        generated.ExitCode.ShouldBe(0, generated.Error);
+        generated.Output.ShouldContain($"({className}) to {output}");
+        new FileInfo(output).Length.ShouldBeGreaterThan(100);
+
+        var unknown = CliFixture.Run("generate", "--model", $"demo-{modality}@champion", "--home", home, "--out", output, "--class", "nope");
+        unknown.ExitCode.ShouldNotBe(0);
+        unknown.Error.ShouldContain($"--class nope: the model knows ");
+        unknown.Error.ShouldContain(className);
+
+        var text = CliFixture.Run("generate", "--model", $"demo-{modality}@champion", "--home", home, "--prompt", "hello");
+        text.ExitCode.ShouldNotBe(0);
+        text.Error.ShouldContain("not text");
+    }
+
+    [Fact]
+    public void Pretrain_AMixOfModalities_IsAnErrorNamingAFileOfEachKind()
+    {
+        var folder = Path.Combine(_fixture.Root, "mixed");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "a.txt"), "text\n");
+        File.WriteAllBytes(Path.Combine(folder, "b.wav"), [1, 2, 3]);
+
+        var result = CliFixture.Run("pretrain", "--corpus", folder, "--out", Path.Combine(_fixture.Root, "m"));
+
+        result.ExitCode.ShouldNotBe(0);
+        result.Error.ShouldContain("mix modalities");
+        result.Error.ShouldContain("a.txt is text");
+        result.Error.ShouldContain("b.wav is audio");
+    }
 }
