@@ -15,6 +15,7 @@ public sealed class DatasetUploaded(DatasetUploadedHandler ingest)
     {
         ArgumentNullException.ThrowIfNull(blob);
         var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
-        await ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded($"{model}/{name}", properties.Value.ETag.ToString()), cancellationToken);
+        // The blob's own name, not the pattern's parts rebuilt: a class folder ({model}/{class}/x.png) keeps every segment.
+        await ingest.HandleAsync(new Serverless.Pipeline.Ingest.DatasetUploaded(blob.Name, properties.Value.ETag.ToString()), cancellationToken);
     }
 }
