@@ -124,6 +124,11 @@ public sealed record Gpt2Config
                 throw new ModelFormatException($"{source}: serverless_tokenizer '{Tokenizer}' disagrees with serverless_media's modality '{Media.Modality}'.");
             }
 
+            if (BosTokenId != Media.StartToken || EosTokenId != Media.StartToken)
+            {
+                throw new ModelFormatException($"{source}: bos_token_id and eos_token_id must be the start token, {Media.StartToken} (levels), for a {Media.Modality} model; they are {BosTokenId} and {EosTokenId}.");
+            }
+
             if (VocabSize != Media.VocabSize)
             {
                 throw new ModelFormatException($"{source}: vocab_size is {VocabSize}, but {Media.Levels} levels + start + {MediaSettings.MaxClasses} class tokens make {Media.VocabSize}.");

@@ -19,7 +19,7 @@ public sealed class ImageFormatException(string message) : Exception(message);
 /// is read and checked: the declared size must be at least <see cref="MinSide"/> on each side, at most
 /// <see cref="MaxSide"/>, and at most <see cref="MaxPixels"/> in all (a decompression bomb declaring 100,000 × 100,000 is
 /// refused by its header, so memory stays bounded by the limit); animated PNGs are refused (export one frame); 16-bit
-/// PNGs and 12-bit JPEGs are converted to 8 bits. Decoding (Skia) must consume the whole image: a truncated or corrupt
+/// PNGs are converted to 8 bits. Decoding (Skia) must consume the whole image: a truncated or corrupt
 /// file is an error, not a partly grey picture. Transparent pixels are composited over black; the image is scaled so
 /// its longer side is the model's size (aspect kept, area-averaged with mipmaps), centred and padded with black, and
 /// converted to grayscale with ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B) when the model has one channel.

@@ -144,6 +144,14 @@ public sealed class MediaDocumentSource : IDocumentSource
     private IEnumerable<SourceDocument> Audio(string file, int? classToken)
     {
         var samples = WavCodec.Read(file, _settings.SampleRate!.Value);
+        if (samples.Length < 2)
+        {
+            throw new AudioFormatException($"the WAV is too short: {samples.Length} sample(s) at {_settings.SampleRate} Hz; a clip needs at least 2.");
+        }
+
+        // Every clip of one file is drawn into the same split (the key is the whole file's audio), so no recording is
+        // both trained on and scored.
+        var key = FileKey(samples);
         var clip = _settings.SamplesPerClip;
         for (var start = 0; start < samples.Length; start += clip)
         {
@@ -164,8 +172,19 @@ public sealed class MediaDocumentSource : IDocumentSource
                 tokens.Add(WavCodec.MuLawEncode(samples[start + i]));
             }
 
-            yield return Document(tokens, length);
+            yield return Document(tokens, length) with { SplitKey = key };
         }
+    }
+
+    private static string FileKey(float[] samples)
+    {
+        var bytes = new byte[samples.Length];
+        for (var i = 0; i < samples.Length; i++)
+        {
+            bytes[i] = (byte)WavCodec.MuLawEncode(samples[i]);
+        }
+
+        return Convert.ToHexString(SHA256.HashData(bytes));
     }
 
     private static SourceDocument Document(List<int> tokens, long units)

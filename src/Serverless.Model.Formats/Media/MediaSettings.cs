@@ -93,7 +93,13 @@ public sealed record MediaSettings
     [JsonPropertyName("clip_seconds")] public double? ClipSeconds { get; init; }
 
     /// <summary>Names of the class tokens, in id order (class folders of the data the model was trained on).</summary>
-    [JsonPropertyName("classes")] public IReadOnlyList<string> Classes { get; init; } = [];
+    [JsonPropertyName("classes")]
+    public IReadOnlyList<string> Classes { get => _classes; init => _classes = value ?? []; }
+
+    private readonly IReadOnlyList<string> _classes = [];
+
+    /// <summary>The most values (sub-pixels) in one image: its context (values + start + class) must stay trainable.</summary>
+    public const int MaxValuesPerImage = 4096;
 
     /// <summary>Vocabulary size: values, start, class tokens.</summary>
     [JsonIgnore] public int VocabSize => Levels + 1 + MaxClasses;
@@ -156,6 +162,11 @@ public sealed record MediaSettings
             if (Levels is < 2 or > 256)
             {
                 yield return $"levels is {Levels}; it must be between 2 and 256.";
+            }
+
+            if (ImageSize is { } side && Channels is { } channels && side * side * channels > MaxValuesPerImage)
+            {
+                yield return $"image_size {side} with {channels} channel(s) makes {side * side * channels:N0} tokens an image; at most {MaxValuesPerImage:N0} (for example 64 × 64 grayscale or 36 × 36 RGB).";
             }
         }
         else if (Modality == Media.Modality.Audio)

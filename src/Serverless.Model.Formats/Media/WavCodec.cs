@@ -222,7 +222,11 @@ public static class WavCodec
         return (a & 0x80) != 0 ? magnitude : -magnitude;
     }
 
-    /// <summary>Resamples with a Hann-windowed sinc (16 zero crossings each side), low-passed at the lower Nyquist frequency.</summary>
+    /// <summary>
+    /// Resamples with a Hann-windowed sinc (16 zero crossings each side), low-passed at the lower Nyquist frequency. The
+    /// kernel is tabulated at 512 phases per input sample (the output position is rounded to 1/512 of a sample, far below
+    /// the 8-bit μ-law step), so each output sample costs one multiply-add per tap.
+    /// </summary>
     public static float[] Resample(float[] input, int fromRate, int toRate)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -231,27 +235,34 @@ public static class WavCodec
             return input;
         }
 
+        const int Phases = 512;
         var ratio = (double)toRate / fromRate;
         var cutoff = Math.Min(1.0, ratio);
         var half = (int)Math.Ceiling(16 / cutoff);
+        var taps = 2 * half;
+        var table = new float[(Phases + 1) * taps];
+        for (var phase = 0; phase <= Phases; phase++)
+        {
+            for (var j = 0; j < taps; j++)
+            {
+                var x = (double)phase / Phases + half - 1 - j;   // t − k for tap k = center − half + 1 + j
+                var window = Math.Abs(x) >= half ? 0 : 0.5 * (1 + Math.Cos(Math.PI * x / half));
+                var arg = Math.PI * cutoff * x;
+                table[phase * taps + j] = (float)(cutoff * (Math.Abs(arg) < 1e-9 ? 1 : Math.Sin(arg) / arg) * window);
+            }
+        }
+
         var output = new float[Math.Max(1, (long)Math.Floor(input.Length * ratio))];
         for (var n = 0; n < output.Length; n++)
         {
             var t = n / ratio;
             var center = (int)Math.Floor(t);
+            var row = (int)Math.Round((t - center) * Phases) * taps;
+            var first = center - half + 1;
             double sum = 0;
-            for (var k = center - half + 1; k <= center + half; k++)
+            for (var j = Math.Max(0, -first); j < taps && first + j < input.Length; j++)
             {
-                if (k < 0 || k >= input.Length)
-                {
-                    continue;
-                }
-
-                var x = t - k;
-                var window = 0.5 * (1 + Math.Cos(Math.PI * x / half));
-                var arg = Math.PI * cutoff * x;
-                var sinc = Math.Abs(arg) < 1e-9 ? 1 : Math.Sin(arg) / arg;
-                sum += input[k] * cutoff * sinc * window;
+                sum += input[first + j] * table[row + j];
             }
 
             output[n] = (float)Math.Clamp(sum, -1, 1);

@@ -166,6 +166,11 @@ public sealed record TrainingSpec
         Same(Channels, media?.Channels, "channels", "channels");
         Same(Levels, media?.Modality == Media.Modality.Image ? media.Levels : null, "levels", "quantization levels");
         Same(SampleRate, media?.SampleRate, "sampleRate", "sample rate");
+        if (media?.Modality == Media.Modality.Image && BlockSize is { } block)
+        {
+            problems.Add($"blockSize: is {block}, but an image model trains on windows of exactly one image ({media.ValuesPerImage + 2} tokens with its start and class); omit blockSize.");
+        }
+
         return problems;
     }
 

@@ -36,6 +36,11 @@ public static class Evaluator
             throw new ArgumentException($"At least 2 tokens are needed to predict one; the stream has {tokens.Count}.", nameof(tokens));
         }
 
+        if (Media.PinnedWindows.ClassedClips(model.Config, tokens) is { } clips)
+        {
+            return EvaluateClips(model, tokens, clips, n, bytes, batchSize, scoredBelow);
+        }
+
         var wasTraining = model.training;
         model.eval();
         using var noGrad = no_grad();
@@ -72,7 +77,81 @@ public static class Evaluator
             model.train(wasTraining);
         }
 
-        return new EvaluationResult(totalNats / Math.Max(1, predicted), predicted, bytes);
+        return predicted > 0 ? new EvaluationResult(totalNats / predicted, predicted, bytes)
+            : throw new ArgumentException("No target was scored: the stream holds no token below the scored limit.", nameof(tokens));
+    }
+
+    /// <summary>
+    /// Audio with classes, scored as it trains (<see cref="Media.PinnedWindows"/>): each clip's samples are cut into
+    /// stretches of N − 1, and each stretch is predicted after the clip's start and class tokens, so every sample is
+    /// predicted exactly once, with its class in view.
+    /// </summary>
+    private static EvaluationResult EvaluateClips(Gpt2Model model, ITokenSource tokens, IReadOnlyList<Media.DocumentSpan> clips, int n, long? bytes, int batchSize, int? scoredBelow)
+    {
+        var wasTraining = model.training;
+        model.eval();
+        using var noGrad = no_grad();
+        double totalNats = 0;
+        long predicted = 0;
+        var full = new List<int>(batchSize * (n + 1));
+        var fullCount = 0;
+        try
+        {
+            foreach (var clip in clips)
+            {
+                var samples = clip.Length - 2;
+                for (var first = 0; first < samples; first += n - 1)
+                {
+                    var length = Math.Min(n - 1, samples - first);
+                    var window = new int[length + 2];
+                    window[0] = tokens.Count > 0 ? ReadOne(tokens, clip.Start) : 0;
+                    window[1] = clip.ClassToken!.Value;
+                    tokens.Read(clip.Start + 2 + first, window.AsSpan(2));
+                    if (length == n - 1)
+                    {
+                        full.AddRange(window);
+                        if (++fullCount == batchSize)
+                        {
+                            Flush();
+                        }
+                    }
+                    else
+                    {
+                        var (nats, scored) = SumNats(model, window, 1, length + 1, scoredBelow);
+                        totalNats += nats;
+                        predicted += scored;
+                    }
+                }
+            }
+
+            Flush();
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+
+        return predicted > 0 ? new EvaluationResult(totalNats / predicted, predicted, bytes)
+            : throw new ArgumentException("No target was scored: the clips hold no samples.", nameof(tokens));
+
+        void Flush()
+        {
+            if (fullCount > 0)
+            {
+                var (nats, scored) = SumNats(model, full.ToArray(), fullCount, n, scoredBelow);
+                totalNats += nats;
+                predicted += scored;
+                full.Clear();
+                fullCount = 0;
+            }
+        }
+    }
+
+    private static int ReadOne(ITokenSource tokens, long at)
+    {
+        Span<int> one = stackalloc int[1];
+        tokens.Read(at, one);
+        return one[0];
     }
 
     private static (double Nats, long Scored) SumNats(Gpt2Model model, ReadOnlySpan<int> windows, int count, int length, int? scoredBelow)

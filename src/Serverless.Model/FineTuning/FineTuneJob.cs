@@ -256,7 +256,8 @@ public static class FineTuneJob
                 return new Gpt2Model(baseModel.Config, spec.Seed);
             case Strategies.Distill:
                 teacher = spec.Teacher is null ? Gpt2Model.FromPretrained(baseDirectory) : Gpt2Model.FromPretrained(spec.Teacher);
-                if (teacher.Config.VocabSize != baseModel.Config.VocabSize || teacher.Config.TokenizerName != baseModel.Config.TokenizerName)
+                if (teacher.Config.VocabSize != baseModel.Config.VocabSize || teacher.Config.TokenizerName != baseModel.Config.TokenizerName
+                    || (teacher.Config.Media, baseModel.Config.Media) is ({ } t, { } b) && (t.ImageSize, t.Channels, t.Levels, t.SampleRate) != (b.ImageSize, b.Channels, b.Levels, b.SampleRate))
                 {
                     teacher.Dispose();
                     throw new SpecException("spec", [$"teacher: uses the {teacher.Config.TokenizerName} tokenizer (vocab {teacher.Config.VocabSize}); the student must share it ({baseModel.Config.TokenizerName}, vocab {baseModel.Config.VocabSize})."]);

@@ -27,8 +27,10 @@ public static class MediaSamples
     {
         ArgumentNullException.ThrowIfNull(settings);
         Directory.CreateDirectory(directory);
-        var trainDocs = MediaDocuments.Read(train, settings);
-        var testDocs = MediaDocuments.Read(test, settings);
+        // Images are a few hundred tokens each; audio clips thousands: read at most what the scores need.
+        var max = settings.Modality == Modality.Image ? 4096 : 64;
+        var trainDocs = MediaDocuments.Read(train, settings, max);
+        var testDocs = MediaDocuments.Read(test, settings, max);
         return settings.Modality == Modality.Image
             ? Images(directory, settings, baseModel, scratch, candidate, trainDocs, testDocs, seed)
             : Audio(directory, settings, baseModel, scratch, candidate, trainDocs, testDocs, seed);

@@ -8,7 +8,8 @@ namespace Serverless.Model.Generation;
 /// <summary>
 /// Generates images or audio: each row starts from the start token (and its class token, when asked for a class) and
 /// samples value tokens only (start and class tokens are never produced), all rows at once with the key/value cache.
-/// Past the context (audio), the cache is rebuilt from the most recent half-context of each row, as text generation does.
+/// Past the context (audio), the cache is rebuilt from the start and class tokens followed by the most recent samples,
+/// half a context in all: the window shape audio models train on (<see cref="Media.PinnedWindows"/>).
 /// </summary>
 public static class MediaGenerator
 {
@@ -45,6 +46,7 @@ public static class MediaGenerator
         using var generator = new torch.Generator((ulong)seed);
         using var cache = model.NewCache();
         var pending = sequences.Select(s => s.ToArray()).ToArray();
+        var prompt = classes[0] is null ? 0 : 2;   // kept through cache rebuilds: start and class (unconditioned models slide freely)
         try
         {
             for (var step = 0; step < values; step++)
@@ -53,7 +55,8 @@ public static class MediaGenerator
                 if (cache.Length + pending[0].Length > context)
                 {
                     cache.Dispose();
-                    pending = sequences.Select(s => s.Skip(s.Count - context / 2).ToArray()).ToArray();
+                    // The start (and class) tokens stay first, as in training: the class conditions the whole clip.
+                    pending = sequences.Select(s => s.Take(prompt).Concat(s.Skip(s.Count - (context / 2 - prompt))).ToArray()).ToArray();
                 }
 
                 var ids = tensor(pending.SelectMany(p => p).Select(i => (long)i).ToArray(), dtype: ScalarType.Int64).view(rows, pending[0].Length);

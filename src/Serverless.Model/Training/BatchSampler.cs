@@ -8,7 +8,8 @@ namespace Serverless.Model.Training;
 /// seed and the step number, so a resumed run sees exactly the batches an uninterrupted one would. With an
 /// <paramref name="alignment"/> above 1, windows start only at multiples of it (documents of one length: images).
 /// </summary>
-internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int blockSize, long seed, int alignment = 1)
+/// <paramref name="pinned"/>, when given, draws every window instead (audio with classes: start and class, then samples).
+internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int blockSize, long seed, int alignment = 1, Media.PinnedWindows? pinned = null)
 {
     private readonly int[] _window = new int[blockSize + 1];
 
@@ -24,8 +25,15 @@ internal sealed class BatchSampler(ITokenSource tokens, int batchSize, int block
         var range = (ulong)((tokens.Count - blockSize - 1) / alignment + 1);
         for (var b = 0; b < batchSize; b++)
         {
-            var start = (long)(Next(ref state) % range) * alignment;
-            tokens.Read(start, _window);
+            if (pinned is not null)
+            {
+                pinned.Fill(Next(ref state), _window);
+            }
+            else
+            {
+                tokens.Read((long)(Next(ref state) % range) * alignment, _window);
+            }
+
             for (var i = 0; i <= blockSize; i++)
             {
                 data[b * (blockSize + 1) + i] = _window[i];

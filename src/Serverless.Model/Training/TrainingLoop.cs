@@ -58,7 +58,7 @@ public static class TrainingLoop
         ArgumentNullException.ThrowIfNull(options);
         spec.Validate();
         var (blockSize, alignment) = Windows(model.Config, spec, train);
-        var sampler = new BatchSampler(train, spec.BatchSize, blockSize, spec.Seed, alignment);
+        var sampler = new BatchSampler(train, spec.BatchSize, blockSize, spec.Seed, alignment, Media.PinnedWindows.For(model.Config, train, blockSize));
         using var optimizer = new AdamW(trainable);
         var state = new CheckpointState(0, double.PositiveInfinity, 0, 0, [], [], spec.Seed, spec);
         var best = Snapshot(trainable);

@@ -264,6 +264,8 @@ public sealed class MediaCodecTests : IDisposable
         File.ReadAllText(path).ShouldContain("\"model_type\": \"gpt2\"");
 
         File.WriteAllText(path, File.ReadAllText(path).Replace("\"levels\": 16", "\"levels\": 32", StringComparison.Ordinal));
+        Should.Throw<ModelFormatException>(() => Gpt2Config.Load(path)).Message.ShouldContain("must be the start token, 32");
+        File.WriteAllText(path, File.ReadAllText(path).Replace("_token_id\": 16", "_token_id\": 32", StringComparison.Ordinal));
         Should.Throw<ModelFormatException>(() => Gpt2Config.Load(path)).Message.ShouldContain("vocab_size is 81");
     }
 
@@ -299,5 +301,75 @@ public sealed class MediaCodecTests : IDisposable
         tokens[0].ShouldBe(settings.StartToken);
         tokens[1].ShouldBeInRange(settings.ClassToken(0), settings.ClassToken(2));
         tokens.Where((t, i) => i % 66 >= 2).ShouldAllBe(t => t < settings.Levels);
+    }
+
+    [Fact]
+    public void Wav_G711MuLawAndALaw_DecodeAsTheStandardTables()
+    {
+        string Write(string name, int tag, byte[] data)
+        {
+            var path = _dir.File(name);
+            using var w = new BinaryWriter(File.Create(path));
+            w.Write("RIFF"u8);
+            w.Write(36 + data.Length);
+            w.Write("WAVEfmt "u8);
+            w.Write(16);
+            w.Write((short)tag);
+            w.Write((short)1);
+            w.Write(8000);
+            w.Write(8000);
+            w.Write((short)1);
+            w.Write((short)8);
+            w.Write("data"u8);
+            w.Write(data.Length);
+            w.Write(data);
+            return path;
+        }
+
+        WavCodec.Read(Write("mu.wav", 7, [0xFF, 0x80, 0x00, 0x7F]), 8000).ShouldBe([0f, 32124 / 32768f, -32124 / 32768f, 0f]);
+        WavCodec.Read(Write("a.wav", 6, [0xD5, 0x55, 0xAA]), 8000).ShouldBe([8 / 32768f, -8 / 32768f, 32256 / 32768f]);
+    }
+
+    [Fact]
+    public void Wav_TooShortAfterResampling_IsAnErrorNamingTheFile_AndClipsOfOneFileShareTheirSplit()
+    {
+        var tiny = _dir.File("tiny.wav");
+        WavCodec.Write(tiny, [0.1f], 44100);
+        var errors = new DatasetErrors();
+        new MediaDocumentSource(MediaSettings.ForAudio(8000), null).Read(tiny, errors).ShouldBeEmpty();
+        errors.Items.Single().ToString().ShouldStartWith("tiny.wav: the WAV is too short");
+
+        var clip = _dir.File("long.wav");
+        WavCodec.Write(clip, Enumerable.Range(0, 8000 * 3).Select(i => (float)Math.Sin(i * 0.01 + i * i * 1e-7)).ToArray(), 8000);
+        var clips = new MediaDocumentSource(MediaSettings.ForAudio(8000, 0.5), null).Read(clip, new DatasetErrors()).ToList();
+        clips.Count.ShouldBe(6);
+        clips.Select(c => c.SplitKey).Distinct().Count().ShouldBe(1, "every clip of one recording draws into the same split");
+    }
+
+    [Fact]
+    public void MediaConfig_NullClassesReadAsNone_AndTheStartTokenMustBeBosAndEos()
+    {
+        var config = Pretraining.ConfigFor("tiny", "bytes", MediaSettings.ForAudio());
+        var path = _dir.File("audio.json");
+        config.Save(path);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"classes\": []", "\"classes\": null", StringComparison.Ordinal));
+        Gpt2Config.Load(path).Media!.Classes.ShouldBeEmpty();
+
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"bos_token_id\": 256", "\"bos_token_id\": 0", StringComparison.Ordinal));
+        Should.Throw<ModelFormatException>(() => Gpt2Config.Load(path)).Message.ShouldContain("must be the start token, 256");
+    }
+
+    [Fact]
+    public void Spec_MediaFields_AreChecked_AgainstTheirRangesAndTheBase()
+    {
+        new TrainingSpec { ImageSize = 2, Channels = 2, Levels = 300, SampleRate = 100 }.Problems().ShouldBe([
+            "imageSize: is 2; it must be between 4 and 256.", "channels: is 2; use 1 (grayscale) or 3 (RGB).",
+            "levels: is 300; it must be between 2 and 256.", "sampleRate: is 100; it must be between 1000 and 48000 Hz."]);
+        var image = MediaSettings.ForImages(16, 1, 16);
+        new TrainingSpec { ImageSize = 32 }.MediaProblems(image).Single().ShouldStartWith("imageSize: is 32, but the base model was trained with 16");
+        new TrainingSpec { BlockSize = 64 }.MediaProblems(image).Single().ShouldContain("omit blockSize");
+        new TrainingSpec { SampleRate = 8000 }.MediaProblems(image).Single().ShouldContain("no sample rate");
+        new TrainingSpec { ImageSize = 16 }.MediaProblems(null).Single().ShouldContain("reads text");
+        Should.Throw<ModelFormatException>(() => MediaSettings.ForImages(128, 3)).Message.ShouldContain("49,152 tokens an image; at most 4,096");
     }
 }
