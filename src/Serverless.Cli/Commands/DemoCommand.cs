@@ -186,19 +186,25 @@ internal static class DemoCommand
         ? $"  job {job.JobId}: running — {p.Phase} step {p.Step}/{p.TotalSteps}, loss {p.Loss:F3}, {p.TokensPerSecond:N0} tokens/s"
         : $"  job {job.JobId}: {job.State.ToString().ToLowerInvariant()}";
 
-    private static async Task<int> ReportAsync(TextWriter writer, EmbeddedPipeline pipeline, CloudEvent outcome, bool quiet, CancellationToken cancellation)
+    /// <summary>
+    /// Prints the outcome: with <paramref name="quiet"/> the event's JSON alone; for anything but <c>ModelPublished</c>
+    /// the event; otherwise the evaluation table and the event as a subscriber received it. Returns the exit code when
+    /// there is nothing more to print, else the published version and its metrics.
+    /// </summary>
+    internal static async Task<(int? Exit, ModelPublished Published, FineTuneReport Report)> PrintOutcomeAsync(
+        TextWriter writer, EmbeddedPipeline pipeline, CloudEvent outcome, bool quiet, CancellationToken cancellation)
     {
         if (quiet)
         {
             writer.WriteLine(outcome.ToJson());
-            return outcome.Type == nameof(ModelPublished) ? 0 : 1;
+            return (outcome.Type == nameof(ModelPublished) ? 0 : 1, null!, null!);
         }
 
         if (outcome.Type != nameof(ModelPublished))
         {
             writer.WriteLine($"The pipeline ended with {outcome.Type}:");
             writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
-            return 1;
+            return (1, null!, null!);
         }
 
         var published = outcome.DataAs<ModelPublished>();
@@ -208,6 +214,16 @@ internal static class DemoCommand
         writer.WriteLine();
         writer.WriteLine("The event, as a subscriber of model-events received it:");
         writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
+        return (null, published, report);
+    }
+
+    private static async Task<int> ReportAsync(TextWriter writer, EmbeddedPipeline pipeline, CloudEvent outcome, bool quiet, CancellationToken cancellation)
+    {
+        var (exit, published, _) = await PrintOutcomeAsync(writer, pipeline, outcome, quiet, cancellation);
+        if (exit is { } code)
+        {
+            return code;
+        }
 
         var directory = Path.Combine(pipeline.Home, "work", "demo-sample");
         await pipeline.Runtime.Registry.DownloadVerifiedAsync(Model, published.Version, directory, cancellationToken: cancellation);
@@ -221,28 +237,38 @@ internal static class DemoCommand
         return 0;
     }
 
-    /// <summary>The demo's spec: full fine-tuning, short, evaluated often; each run a new seed, so each run is a new job.</summary>
-    private static JsonObject Spec(int? steps, int run) => new()
+    /// <summary>
+    /// What every demo's spec shares: full fine-tuning, short, evaluated often, checkpointed twice; each run a new seed,
+    /// so each run is a new job.
+    /// </summary>
+    internal static JsonObject CommonSpec(string baseModel, int steps, int run, int evalEvery, double minImprovementOverBase) => new()
     {
-        ["baseModel"] = "demo-base",
+        ["baseModel"] = baseModel,
         ["debounceSeconds"] = 0.5,
-        ["gate"] = new JsonObject { ["minImprovementOverBase"] = 0.05, ["mustBeatChampion"] = false },
+        ["gate"] = new JsonObject { ["minImprovementOverBase"] = minImprovementOverBase, ["mustBeatChampion"] = false },
         ["strategy"] = "full",
-        ["steps"] = steps ?? 100,
+        ["steps"] = steps,
         ["batchSize"] = 16,
         ["learningRate"] = 1e-3,
-        ["warmupSteps"] = Math.Min(10, steps ?? 100),
-        ["evalEvery"] = 25,
+        ["warmupSteps"] = Math.Min(10, steps),
+        ["evalEvery"] = evalEvery,
         ["evalTokens"] = 16384,
-        ["checkpointEvery"] = 50,
+        ["checkpointEvery"] = Math.Max(1, steps / 2),
         ["earlyStoppingPatience"] = 3,
         ["seed"] = 1337 + run,
-        ["sampleTokens"] = 120,
-        ["samplePrompts"] = new JsonArray("Q: What is the meaning of life?\nA: ", "A fool "),
+    };
+
+    /// <summary>The text demo's spec: 100 steps, two sample prompts, and the data-efficiency curve at 10 %.</summary>
+    private static JsonObject Spec(int? steps, int run)
+    {
+        var spec = CommonSpec("demo-base", steps ?? 100, run, evalEvery: 25, minImprovementOverBase: 0.05);
+        spec["sampleTokens"] = 120;
+        spec["samplePrompts"] = new JsonArray("Q: What is the meaning of life?\nA: ", "A fool ");
         // The data-efficiency curve on one subset only (two more runs) to stay within the demo's three minutes;
         // `tune finetune --curve` measures 10 % and 30 %.
-        ["dataFractions"] = new JsonArray(0.1, 1.0),
-    };
+        spec["dataFractions"] = new JsonArray(0.1, 1.0);
+        return spec;
+    }
 
     private static Task<BlobItem> WriteAsync(EmbeddedPipeline pipeline, string name, string text, CancellationToken cancellation) =>
         pipeline.Blobs.WriteAsync(Containers.Datasets, name, new MemoryStream(Encoding.UTF8.GetBytes(text)), cancellationToken: cancellation);

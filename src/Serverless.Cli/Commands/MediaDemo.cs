@@ -22,7 +22,6 @@ namespace Serverless.Cli.Commands;
 /// </summary>
 internal static class MediaDemo
 {
-    private static readonly JsonSerializerOptions Indented = new(CloudEvent.JsonOptions) { WriteIndented = true };
 
     /// <summary>Pre-training steps on the first run (the demo's three minutes include them).</summary>
     public static int DefaultPretrainSteps(string modality) => modality == Modality.Image ? 250 : 200;
@@ -96,27 +95,13 @@ internal static class MediaDemo
             }
 
             var outcome = await DemoCommand.FollowAsync(writer, pipeline, model, entity, quiet, cancellation);
-            if (quiet)
+            var (exit, published, metrics) = await DemoCommand.PrintOutcomeAsync(writer, pipeline, outcome, quiet, cancellation);
+            if (exit is { } code)
             {
-                writer.WriteLine(outcome.ToJson());
-                return outcome.Type == nameof(ModelPublished) ? 0 : 1;
+                return code;
             }
 
-            if (outcome.Type != nameof(ModelPublished))
-            {
-                writer.WriteLine($"The pipeline ended with {outcome.Type}:");
-                writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
-                return 1;
-            }
-
-            var published = outcome.DataAs<ModelPublished>();
-            var job = (await pipeline.Runtime.Jobs.GetAsync(published.JobId, cancellation))!.Value.Job;
-            var metrics = FineTuneReport.FromJson(job.Metrics!.ToJsonString());
             var version = Path.Combine(pipeline.Home, published.Uri);
-            FinetuneCommand.PrintReport(writer, metrics, version);
-            writer.WriteLine();
-            writer.WriteLine("The event, as a subscriber of model-events received it:");
-            writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
             writer.WriteLine();
             writer.WriteLine($"Published {model}@{published.Version}: {string.Join(", ", metrics.SampleFiles.Select(f => Path.Combine(version, f)))}");
             writer.WriteLine(modality == Modality.Image
@@ -130,24 +115,13 @@ internal static class MediaDemo
         }
     }
 
-    /// <summary>The demo's spec: full fine-tuning, short; each run a new seed, so each run is a new job.</summary>
-    private static JsonObject Spec(string baseName, int? steps, int run) => new()
+    /// <summary>The media demos' spec: 60 steps; no bias probes (they are text).</summary>
+    private static JsonObject Spec(string baseName, int? steps, int run)
     {
-        ["baseModel"] = baseName,
-        ["debounceSeconds"] = 0.5,
-        ["gate"] = new JsonObject { ["minImprovementOverBase"] = 0.0, ["mustBeatChampion"] = false },
-        ["strategy"] = "full",
-        ["steps"] = steps ?? 60,
-        ["batchSize"] = 16,
-        ["learningRate"] = 1e-3,
-        ["warmupSteps"] = Math.Min(10, steps ?? 60),
-        ["evalEvery"] = 20,
-        ["evalTokens"] = 16384,
-        ["checkpointEvery"] = 30,
-        ["earlyStoppingPatience"] = 3,
-        ["seed"] = 1337 + run,
-        ["biasProbes"] = "none",
-    };
+        var spec = DemoCommand.CommonSpec(baseName, steps ?? 60, run, evalEvery: 20, minImprovementOverBase: 0.0);
+        spec["biasProbes"] = "none";
+        return spec;
+    }
 
     private static Stream Resource(string name) =>
         Assembly.GetExecutingAssembly().GetManifestResourceStream("media/" + name)

@@ -92,16 +92,7 @@ public sealed class MediaRejectionTests : IDisposable
             }
         }
 
-        var rejections = new HashSet<string>();
-        var subscription = Entities.Subscription(Entities.ModelEvents, "rejections");
-        while (await pipeline.Bus.ReceiveAsync(subscription, 100) is { Count: > 0 } batch)
-        {
-            foreach (var message in batch)
-            {
-                rejections.Add(CloudEvent.Parse(message.Body).Subject);
-                await pipeline.Bus.CompleteAsync(subscription, message);
-            }
-        }
+        var rejections = await PipelineRejectionTests.RejectionsAsync(pipeline);
 
         Figures.Add(new Figure("bad input — images and WAV through Prepare", cases.Count, 0, cases.Count + 2, cases.Count - wrong.Count, 0, 0, watch.Elapsed,
             $"{cases.Count} malformed image/audio datasets, {cases.Count - wrong.Count} rejected naming the file; the good image and audio datasets prepared"));

@@ -105,6 +105,19 @@ public sealed class PipelineRejectionTests
             }
         }
 
+        var rejections = await RejectionsAsync(pipeline);
+
+        Figures.Add(new Figure("bad input — datasets, specs and file names through Prepare", cases.Count, 0, cases.Count, cases.Count - wrong.Count, 0, 0, watch.Elapsed,
+            $"{cases.Count} inputs, {cases.Count - wrong.Count} rejected with their specific error, {rejections.Count} DatasetRejected events; the good dataset prepared"));
+        wrong.ShouldBeEmpty(string.Join("\n", wrong));
+        cases.Count.ShouldBeGreaterThan(120);
+        cases.Select(c => c.Model).Except(rejections).ShouldBeEmpty("every rejection is announced");
+        jobs["good"].State.ShouldBe(JobState.Dispatched, $"{goodJob}: {jobs["good"].Error}");
+    }
+
+    /// <summary>The models of every DatasetRejected on the test's "rejections" subscription (drained).</summary>
+    internal static async Task<HashSet<string>> RejectionsAsync(Serverless.Cli.Pipeline.EmbeddedPipeline pipeline)
+    {
         var rejections = new HashSet<string>();
         var subscription = Entities.Subscription(Entities.ModelEvents, "rejections");
         while (await pipeline.Bus.ReceiveAsync(subscription, 100) is { Count: > 0 } batch)
@@ -116,12 +129,7 @@ public sealed class PipelineRejectionTests
             }
         }
 
-        Figures.Add(new Figure("bad input — datasets, specs and file names through Prepare", cases.Count, 0, cases.Count, cases.Count - wrong.Count, 0, 0, watch.Elapsed,
-            $"{cases.Count} inputs, {cases.Count - wrong.Count} rejected with their specific error, {rejections.Count} DatasetRejected events; the good dataset prepared"));
-        wrong.ShouldBeEmpty(string.Join("\n", wrong));
-        cases.Count.ShouldBeGreaterThan(120);
-        cases.Select(c => c.Model).Except(rejections).ShouldBeEmpty("every rejection is announced");
-        jobs["good"].State.ShouldBe(JobState.Dispatched, $"{goodJob}: {jobs["good"].Error}");
+        return rejections;
     }
 
     private static JsonNode? TryParse(string text)
