@@ -280,6 +280,9 @@ media("png-animated", "image", {"a.png": png(16, 16, extra=chunk(b"acTL", struct
 media("png-is-text", "image", {"a.png": b"hello, I am a text file\n"}, "its content is text")
 media("png-is-gif", "image", {"a.png": b"GIF89a" + b"\x00" * 32}, "its content is a GIF")
 media("jpeg-truncated", "image", {"a.jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"}, "the JPEG is truncated")
+jpeg_sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 16, 16, 1) + b"\x01\x11\x00"
+media("jpeg-corrupt", "image", {"a.jpg": b"\xff\xd8" + jpeg_sof + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + bytes(range(200)) + b"\xff\xd9"}, "the JPEG is")
+media("png-zero-size", "image", {"a.png": png(0, 0, rows=b"")}, "at least 2 pixels")
 media("png-bad-ihdr", "image", {"a.png": b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", b"\x00" * 5)}, "IHDR chunk is not 13 bytes")
 media("class-with-one-file", "image", {"A/a.png": good_png, "B/b.png": good_png, "B/c.png": png(16, 8)}, "holds only this file")
 media("classes-and-loose-files", "image", {"A/a.png": good_png, "A/b.png": png(8, 16), "c.png": png(12, 12)}, "put every file in a class folder or none")
