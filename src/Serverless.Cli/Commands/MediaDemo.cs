@@ -52,7 +52,7 @@ internal static class MediaDemo
                 {
                     writer.WriteLine(modality == Modality.Image
                         ? $"First run: pre-training the image base on 1,440 glyphs of 20 fonts (A–Z, 0–9) into {baseDirectory} (about a minute)…"
-                        : $"First run: pre-training the audio base on two and a half minutes of three synthesized male voices into {baseDirectory} (about a minute)…");
+                        : $"First run: pre-training the audio base on 2 min 19 s of three synthesized male voices into {baseDirectory} (about a minute)…");
                 }
 
                 var spec = PretrainCommand.DefaultSpec.WithSteps(pretrainSteps ?? DefaultPretrainSteps(modality));

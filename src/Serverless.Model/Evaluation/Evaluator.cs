@@ -104,7 +104,7 @@ public static class Evaluator
                 {
                     var length = Math.Min(n - 1, samples - first);
                     var window = new int[length + 2];
-                    window[0] = tokens.Count > 0 ? ReadOne(tokens, clip.Start) : 0;
+                    window[0] = model.Config.Media!.StartToken;
                     window[1] = clip.ClassToken!.Value;
                     tokens.Read(clip.Start + 2 + first, window.AsSpan(2));
                     if (length == n - 1)
@@ -145,13 +145,6 @@ public static class Evaluator
                 fullCount = 0;
             }
         }
-    }
-
-    private static int ReadOne(ITokenSource tokens, long at)
-    {
-        Span<int> one = stackalloc int[1];
-        tokens.Read(at, one);
-        return one[0];
     }
 
     private static (double Nats, long Scored) SumNats(Gpt2Model model, ReadOnlySpan<int> windows, int count, int length, int? scoredBelow)

@@ -76,48 +76,16 @@ public static class MediaDocuments
         return length is var l && (l == settings.ValuesPerImage + 1 || l == settings.ValuesPerImage + 2) && (starts.Count < 3 || starts[2] - starts[1] == l) ? l : null;
     }
 
-    /// <summary>The first <paramref name="max"/> documents of <paramref name="shard"/>.</summary>
+    /// <summary>The first <paramref name="max"/> documents of <paramref name="shard"/>, each its class index and values.</summary>
     public static IReadOnlyList<MediaDocument> Read(ITokenSource shard, MediaSettings settings, int max = 4096)
     {
-        ArgumentNullException.ThrowIfNull(shard);
         ArgumentNullException.ThrowIfNull(settings);
-        var documents = new List<MediaDocument>();
-        var buffer = new int[1 << 16];
-        List<int>? current = null;
-        int? cls = null;
-        for (long start = 0; start < shard.Count && documents.Count < max; start += buffer.Length)
+        return Spans(shard, settings).Where(s => s.Length > (s.ClassToken is null ? 1 : 2)).Take(max).Select(span =>
         {
-            var n = (int)Math.Min(buffer.Length, shard.Count - start);
-            shard.Read(start, buffer.AsSpan(0, n));
-            for (var i = 0; i < n; i++)
-            {
-                var t = buffer[i];
-                if (t == settings.StartToken)
-                {
-                    Flush();
-                    current = [];
-                    cls = null;
-                }
-                else if (t > settings.StartToken)
-                {
-                    cls = t - settings.StartToken - 1;
-                }
-                else
-                {
-                    current?.Add(t);
-                }
-            }
-        }
-
-        Flush();
-        return documents.Take(max).ToList();
-
-        void Flush()
-        {
-            if (current is { Count: > 0 })
-            {
-                documents.Add(new MediaDocument(cls, [.. current]));
-            }
-        }
+            var skip = span.ClassToken is null ? 1 : 2;
+            var values = new int[span.Length - skip];
+            shard.Read(span.Start + skip, values);
+            return new MediaDocument(span.ClassToken - settings.StartToken - 1, values);
+        }).ToList();
     }
 }
