@@ -34,7 +34,8 @@ public sealed class ExhaustionTests
         {
             await using var cluster = new Cluster(Path.Combine(mount, "home"));
             await cluster.StartAsync();
-            const int steps = 40;
+            // Enough steps that, on a loaded machine, training cannot finish before the disk is filled (40 did, once, in the full suite).
+            const int steps = 150;
             await cluster.DropAsync("full", "a.jsonl", Cluster.Corpus(40), Cluster.Spec(steps: steps, checkpointEvery: 2, maxAttempts: 1));
             // Once training has written a checkpoint, fill the disk so that only a few MiB stay free: the next checkpoint does not fit.
             var jobId = await Cluster.UntilAsync(async () => (await cluster.JobsAsync()).FirstOrDefault(j => j.State == JobState.Running && j.Progress is { Step: >= 3 })?.JobId, 120, "a training job past its first checkpoint");
