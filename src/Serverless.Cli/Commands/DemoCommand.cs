@@ -214,6 +214,8 @@ internal static class DemoCommand
         writer.WriteLine();
         writer.WriteLine("The event, as a subscriber of model-events received it:");
         writer.WriteLine(JsonSerializer.Serialize(outcome, Indented));
+        writer.WriteLine();
+        writer.WriteLine(ConsoleFile.Describe(pipeline.Home, published.Model, published.Version));
         return (null, published, report);
     }
 

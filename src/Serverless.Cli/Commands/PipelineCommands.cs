@@ -56,7 +56,31 @@ internal static class PipelineCommands
                 r.AddError("--chaos is a share of calls between 0 and 1, such as 0.2.");
             }
         });
-        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C: drop files into HOME/datasets/{model}/ to train.") { home, concurrency, store, trace, chaos };
+        var port = new Option<int>("--port") { Description = "The web console's port.", DefaultValueFactory = _ => Serverless.WebConsole.ConsoleOptions.DefaultPort };
+        port.Validators.Add(r =>
+        {
+            if (r.GetValue(port) is < 1 or > 65535)
+            {
+                r.AddError($"--port must be between 1 and 65535 (got {r.GetValue(port)}).");
+            }
+        });
+        var noConsole = new Option<bool>("--no-console") { Description = "Do not serve the web console." };
+        var listen = new Option<string>("--listen")
+        {
+            Description = "The address the console listens on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface — anyone who gets the token can then use it).",
+            DefaultValueFactory = _ => "127.0.0.1",
+        };
+        listen.Validators.Add(r =>
+        {
+            if (!System.Net.IPAddress.TryParse(r.GetValue(listen), out _))
+            {
+                r.AddError($"--listen must be an IP address such as 127.0.0.1 or 0.0.0.0 (got '{r.GetValue(listen)}').");
+            }
+        });
+        var command = new Command("up", "Run every pipeline stage on embedded parts until Ctrl+C, and serve the web console: drop files into HOME/datasets/{model}/ (or onto the console's Data page) to train.")
+        {
+            home, concurrency, store, trace, chaos, port, noConsole, listen,
+        };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
@@ -75,6 +99,8 @@ internal static class PipelineCommands
                 ? $"tune up: watching {Path.Combine(local.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop."
                 : $"tune up: running the stages on {pipeline.Location} (Ingest is Event Grid's and the Functions app's) — Ctrl+C to stop.");
             var run = pipeline.RunAsync(cancellation);
+            await using var console = parse.GetValue(noConsole) ? null : await StartConsoleAsync(writer, pipeline,
+                new Serverless.WebConsole.ConsoleOptions { Port = parse.GetValue(port), Listen = System.Net.IPAddress.Parse(parse.GetValue(listen)!) }, cancellation);
             var shown = new Dictionary<string, string>();
             var live = new HashSet<string>();
             while (!run.IsCompleted)
@@ -112,6 +138,34 @@ internal static class PipelineCommands
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Serves the web console over the pipeline and prints its address with the token; a taken port is the user's to fix.</summary>
+    private static async Task<Serverless.WebConsole.ConsoleServer> StartConsoleAsync(TextWriter writer, IPipelineParts pipeline, Serverless.WebConsole.ConsoleOptions options, CancellationToken cancellation)
+    {
+        Serverless.WebConsole.ConsoleServer console;
+        try
+        {
+            console = await Serverless.WebConsole.ConsoleServer.StartAsync(pipeline.Runtime, options, cancellation);
+        }
+        catch (IOException e)
+        {
+            throw new CliException($"the web console cannot listen on {options.Listen}:{options.Port} ({e.Message}): pass --port with a free port, or --no-console.");
+        }
+
+        if (!options.IsLoopback)
+        {
+            writer.WriteLine($"tune up: WARNING — the console listens on {options.Listen}, not only this machine: anyone on the network who obtains the token can upload data and cancel jobs. It is plain HTTP; put it behind TLS to cross a network.");
+        }
+
+        writer.WriteLine($"tune up: web console at {console.LoginUrl} (the token in the address is the key: keep it to yourself)");
+        if (pipeline is EmbeddedPipeline local)
+        {
+            ConsoleFile.Write(local.Home, console.Address, options.Token);
+            console.Stopping += () => ConsoleFile.Remove(local.Home);
+        }
+
+        return console;
     }
 
     private static string Describe(JobDocument job)

@@ -25,7 +25,7 @@ public sealed record FineTuneRequested(string Model, string Trigger, string Trig
 /// <param name="Memory">The trainer's peak-memory estimate and the limit it runs under (for an out-of-memory report).</param>
 public sealed record TrainingStarted(string Model, string JobId, int Attempt, int? ResumedFromStep, Jobs.MemoryBudget? Memory = null) : IPipelineEvent;
 
-/// <summary>Training progress, throttled to one every few seconds.</summary>
+/// <summary>Training progress, throttled to one every few seconds (a step with a validation loss is always reported).</summary>
 /// <param name="Model">The model.</param>
 /// <param name="JobId">The job.</param>
 /// <param name="Phase"><c>candidate</c> or <c>scratch</c>.</param>
@@ -34,7 +34,9 @@ public sealed record TrainingStarted(string Model, string JobId, int Attempt, in
 /// <param name="Loss">Last training loss.</param>
 /// <param name="TokensPerSecond">Throughput.</param>
 /// <param name="EtaSeconds">Estimated seconds left in this phase.</param>
-public sealed record TrainingProgress(string Model, string JobId, string Phase, int Step, int TotalSteps, double Loss, double TokensPerSecond, double EtaSeconds) : IPipelineEvent;
+/// <param name="ValidationLoss">The validation loss when this step evaluated one; null otherwise (and from trainers before it was added).</param>
+public sealed record TrainingProgress(string Model, string JobId, string Phase, int Step, int TotalSteps, double Loss, double TokensPerSecond, double EtaSeconds,
+    double? ValidationLoss = null) : IPipelineEvent;
 
 /// <summary>Training and evaluation finished; the candidate is in <see cref="CandidatePath"/>.</summary>
 /// <param name="Model">The model.</param>

@@ -25,7 +25,7 @@ public sealed record ApiResult(HttpStatusCode Status, JsonNode Body)
 /// models, show a job, submit a job, cancel a job, retry a job. Bodies over <see cref="MaxBodyBytes"/> are refused; every name is
 /// validated before it reaches storage.
 /// </summary>
-public sealed class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStore blobs, PipelineBus bus)
+public sealed partial class PipelineApi(JobStore jobs, ModelRegistry registry, IBlobStore blobs, PipelineBus bus)
 {
     /// <summary>The largest request body accepted. <value>64 KiB</value>.</summary>
     public const int MaxBodyBytes = 64 * 1024;

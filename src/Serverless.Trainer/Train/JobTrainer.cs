@@ -130,7 +130,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                 },
                 (phase, p) =>
                 {
-                    if (lastReport is { } last && watch.Elapsed - last < options.ProgressInterval && p.Step < p.TotalSteps)
+                    if (lastReport is { } last && watch.Elapsed - last < options.ProgressInterval && p.Step < p.TotalSteps && p.ValidationLoss is null)
                     {
                         return;
                     }
@@ -143,7 +143,7 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                     }
 
                     bus.PublishAsync(Entities.TrainingEvents,
-                        new Core.Contracts.TrainingProgress(job.Model, jobId, phase, p.Step, p.TotalSteps, p.Loss, p.TokensPerSecond, p.Eta.TotalSeconds),
+                        new Core.Contracts.TrainingProgress(job.Model, jobId, phase, p.Step, p.TotalSteps, p.Loss, p.TokensPerSecond, p.Eta.TotalSeconds, p.ValidationLoss),
                         PipelineBus.StableId(jobId, "progress", phase, p.Step.ToString(System.Globalization.CultureInfo.InvariantCulture)), Source, CancellationToken.None).GetAwaiter().GetResult();
                 },
                 cancel.Token), CancellationToken.None);
