@@ -18,6 +18,22 @@ public sealed class Api(PipelineApi api)
     public async Task<HttpResponseData> GetModel([HttpTrigger(AuthorizationLevel.Function, "get", Route = "models/{name}")] HttpRequestData request, string name) =>
         await Respond(request, await api.GetModelAsync(name, request.FunctionContext.CancellationToken));
 
+    /// <summary>GET /api/models/{name}/versions/{version}: a version's manifest, metrics and card (a number, latest or champion).</summary>
+    [Function("GetVersion")]
+    public async Task<HttpResponseData> GetVersion([HttpTrigger(AuthorizationLevel.Function, "get", Route = "models/{name}/versions/{version}")] HttpRequestData request, string name, string version) =>
+        await Respond(request, await api.GetVersionAsync(name, version, request.FunctionContext.CancellationToken));
+
+    /// <summary>GET /api/jobs?model=&amp;state=&amp;limit=: the newest jobs first.</summary>
+    [Function("ListJobs")]
+    public async Task<HttpResponseData> ListJobs([HttpTrigger(AuthorizationLevel.Function, "get", Route = "jobs")] HttpRequestData request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var query = System.Web.HttpUtility.ParseQueryString(request.Url.Query);
+        var limit = query["limit"] is not { } given ? 50
+            : int.TryParse(given, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0;   // 0: refused, naming the range
+        return await Respond(request, await api.ListJobsAsync(query["model"], query["state"], limit, request.FunctionContext.CancellationToken));
+    }
+
     /// <summary>GET /api/jobs/{id}.</summary>
     [Function("GetJob")]
     public async Task<HttpResponseData> GetJob([HttpTrigger(AuthorizationLevel.Function, "get", Route = "jobs/{id}")] HttpRequestData request, string id) =>

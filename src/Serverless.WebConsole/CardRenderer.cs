@@ -14,6 +14,7 @@ namespace Serverless.WebConsole;
 internal static class CardRenderer
 {
     private static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder()
+        .UseYamlFrontMatter()   // the card's Hugging Face metadata block: data for the Hub, not text for people
         .UsePipeTables()
         .UseEmphasisExtras()
         .DisableHtml()

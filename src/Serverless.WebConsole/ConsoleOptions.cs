@@ -23,7 +23,7 @@ public sealed record ConsoleOptions
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the bad setting.</summary>
     public ConsoleOptions Validate() =>
-        Port is < 0 or > 65535 ? throw new ArgumentException($"--port must be between 1 and 65535 (got {Port}).")
+        Port is < 0 or > 65535 ? throw new ArgumentException($"--port must be between 1 and 65535, or 0 for any free port (got {Port}).")
         : Token.Length < 32 ? throw new ArgumentException("the console token must be at least 32 characters.")
         : this;
 }

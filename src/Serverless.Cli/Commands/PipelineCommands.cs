@@ -56,12 +56,12 @@ internal static class PipelineCommands
                 r.AddError("--chaos is a share of calls between 0 and 1, such as 0.2.");
             }
         });
-        var port = new Option<int>("--port") { Description = "The web console's port.", DefaultValueFactory = _ => Serverless.WebConsole.ConsoleOptions.DefaultPort };
+        var port = new Option<int>("--port") { Description = "The web console's port (0: any free port).", DefaultValueFactory = _ => Serverless.WebConsole.ConsoleOptions.DefaultPort };
         port.Validators.Add(r =>
         {
-            if (r.GetValue(port) is < 1 or > 65535)
+            if (r.GetValue(port) is < 0 or > 65535)
             {
-                r.AddError($"--port must be between 1 and 65535 (got {r.GetValue(port)}).");
+                r.AddError($"--port must be between 1 and 65535, or 0 for any free port (got {r.GetValue(port)}).");
             }
         });
         var noConsole = new Option<bool>("--no-console") { Description = "Do not serve the web console." };

@@ -178,7 +178,8 @@ public sealed partial class PipelineApi
     {
         private long _read;
 
-        public sealed class TooLongException() : IOException("the body is over the limit");
+        // Not an IOException: the blob store's retry policy must not take an over-long body for a storage hiccup.
+        public sealed class TooLongException() : Exception("the body is over the limit");
 
         public override bool CanRead => true;
 

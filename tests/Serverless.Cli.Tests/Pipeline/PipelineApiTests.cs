@@ -76,10 +76,10 @@ public sealed class PipelineApiTests : IAsyncDisposable
     [Fact]
     public async Task UploadDataset_StoresTheFileUnderTheModel_ClassFoldersToo()
     {
-        var result = await Api.UploadDatasetAsync("poems", "a.jsonl", Body("{\"text\": \"x\"}"), 14);
+        var result = await Api.UploadDatasetAsync("poems", "a.jsonl", Body("{\"text\": \"x\"}"), 13);
         result.Status.ShouldBe(HttpStatusCode.Created);
         result.Body["name"]!.GetValue<string>().ShouldBe("datasets/poems/a.jsonl");
-        (await _h.Pipeline.Blobs.GetAsync(Containers.Datasets, "poems/a.jsonl"))!.Length.ShouldBe(14);
+        (await _h.Pipeline.Blobs.GetAsync(Containers.Datasets, "poems/a.jsonl"))!.Length.ShouldBe(13);
         (await Api.UploadDatasetAsync("glyphs", "cats/1.png", Body("png"), 3)).Status.ShouldBe(HttpStatusCode.Created);
     }
 

@@ -19,7 +19,8 @@ public sealed class TuneUpKilledTests
         {
             UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
         };
-        foreach (var argument in new[] { "up", "--home", home })
+        // --port 0: the console on a free port, so a restarted `tune up` never waits for the killed one's port.
+        foreach (var argument in new[] { "up", "--home", home, "--port", "0" })
         {
             start.ArgumentList.Add(argument);
         }
