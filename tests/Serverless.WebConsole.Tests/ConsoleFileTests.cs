@@ -14,7 +14,10 @@ public sealed class ConsoleFileTests : IDisposable
     {
         ConsoleFile.Write(_home, new Uri("http://127.0.0.1:7000/"), new string('a', 64));
         ConsoleFile.Describe(_home, "demo", 3).ShouldBe($"See demo@3 in the web console: http://127.0.0.1:7000/?token={new string('a', 64)}#/models/demo/versions/3");
-        File.GetUnixFileMode(Path.Combine(_home, ConsoleFile.Name)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.GetUnixFileMode(Path.Combine(_home, ConsoleFile.Name)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
     }
 
     [Fact]
