@@ -94,6 +94,7 @@ public sealed partial class ConsoleBrowserTests : IAsyncLifetime
         await Expect(page.GetByRole(AriaRole.Img, new() { Name = "Training and validation loss of candidate and scratch" })).ToBeVisibleAsync();
         await Expect(page.GetByRole(AriaRole.Link, new() { Name = "model.safetensors" })).ToBeVisibleAsync();
         await Screenshot(page, "version");
+        await Screenshot(page, "version-top", fullPage: false);
 
         // More data makes version 2; the model page compares the two side by side.
         await page.GotoAsync(new Uri(_f.Server.Address, "/#/data?model=poems").ToString());
@@ -175,11 +176,11 @@ public sealed partial class ConsoleBrowserTests : IAsyncLifetime
 
     private static ILocatorAssertions Expect(ILocator locator) => Assertions.Expect(locator);
 
-    private static async Task Screenshot(IPage page, string name)
+    private static async Task Screenshot(IPage page, string name, bool fullPage = true)
     {
         var directory = Path.Combine(RepositoryRoot(), "artifacts", "console");
         Directory.CreateDirectory(directory);
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(directory, name + ".png"), FullPage = true });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(directory, name + ".png"), FullPage = fullPage });
     }
 
     private static string RepositoryRoot()
