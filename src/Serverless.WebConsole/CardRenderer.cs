@@ -42,7 +42,12 @@ internal static class CardRenderer
         Pipeline.Setup(renderer);
         renderer.Render(document);
         writer.Flush();
-        return writer.ToString();
+
+        // Markdig aligns table cells with style attributes, which the Content-Security-Policy refuses: classes instead.
+        return writer.ToString()
+            .Replace(" style=\"text-align: left;\"", " class=\"align-left\"", StringComparison.Ordinal)
+            .Replace(" style=\"text-align: center;\"", " class=\"align-center\"", StringComparison.Ordinal)
+            .Replace(" style=\"text-align: right;\"", " class=\"align-right\"", StringComparison.Ordinal);
     }
 
     /// <summary>An allowed link target, the target rebased on the version's files, or empty.</summary>

@@ -62,9 +62,9 @@ internal sealed class ConsoleFeed(PipelineRuntime runtime)
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or TimeoutException or InvalidOperationException or System.Text.Json.JsonException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                // Storage or the broker hiccupped (the ports already retried): the next pass catches up.
+                // Storage or the broker failed past the ports' retries: the page keeps what it has, the next pass catches up.
                 Console.Error.WriteLine($"tune up: the console's live feed missed a pass ({e.Message}); it tries again.");
             }
 
@@ -138,6 +138,13 @@ internal sealed class ConsoleFeed(PipelineRuntime runtime)
             {
                 seen.Add(found.Job);
             }
+            else
+            {
+                lock (_sent)
+                {
+                    _sent.Remove(id);   // gone (removed by hand): nothing more to show
+                }
+            }
         }
 
         lock (_sent)
@@ -206,6 +213,12 @@ internal sealed class ConsoleFeed(PipelineRuntime runtime)
                     }
 
                     Broadcast(new FeedItem("model-event", cloudEvent.ToJsonString()));
+
+                    // A job can begin and end between two polls (a dataset refused at once): its event shows how it ended.
+                    if (cloudEvent["data"]?["jobId"] is JsonValue id && id.TryGetValue<string>(out var jobId) && await runtime.Jobs.GetAsync(jobId, cancellationToken) is { } ended)
+                    {
+                        Broadcast(new FeedItem("job", PipelineApi.Summary(ended.Job).ToJsonString()));
+                    }
                 }
 
                 await bus.CompleteAsync(ModelEventsEntity, message, cancellationToken);

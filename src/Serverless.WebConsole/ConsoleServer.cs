@@ -54,22 +54,44 @@ public sealed class ConsoleServer : IAsyncDisposable
         options.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
+        // The command that hosts the console owns Ctrl+C and SIGTERM: the default console lifetime would take the signal
+        // (and cancel the process's default exit) to stop only this web host.
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CallerLifetime>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(options.Listen, options.Port);
-            kestrel.Limits.MaxRequestBodySize = PipelineApi.MaxUploadBytes + 1;
+            // No server-wide cap: every body reader in PipelineApi has its own (64 KiB for JSON, 256 MiB for an upload), and
+            // answers 413 itself, where Kestrel's cap would surface as a failed storage write.
+            kestrel.Limits.MaxRequestBodySize = null;
             kestrel.AddServerHeader = false;
         });
         var app = builder.Build();
         var feed = new ConsoleFeed(runtime);
-        await feed.EnsureSubscriptionsAsync(cancellationToken);
-        var port = options.Port;
-        app.Use((context, next) => ConsoleAccess.CheckAsync(context, options, port == 0 ? context.Connection.LocalPort : port, () => next(context)));
-        Map(app, runtime, feed, options);
-        await app.StartAsync(cancellationToken);
+        try
+        {
+            await feed.EnsureSubscriptionsAsync(cancellationToken);
+            var port = options.Port;
+            app.Use((context, next) => ConsoleAccess.CheckAsync(context, options, port == 0 ? context.Connection.LocalPort : port, () => next(context)));
+            Map(app, runtime, feed, options);
+            await app.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var address = new Uri(bound.Replace("[::]", "localhost", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
         return new ConsoleServer(app, feed, options, new Uri(address.GetLeftPart(UriPartial.Authority) + "/"));
+    }
+
+    /// <summary>A host lifetime that leaves signals to the caller.</summary>
+    private sealed class CallerLifetime : Microsoft.Extensions.Hosting.IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static void Map(WebApplication app, PipelineRuntime runtime, ConsoleFeed feed, ConsoleOptions options)
@@ -115,17 +137,19 @@ public sealed class ConsoleServer : IAsyncDisposable
         app.MapGet("/api/deadletters", async (CancellationToken ct) => Send(await api.ListDeadLettersAsync(ct)));
         app.MapPost("/api/deadletters/requeue", async (string? stage, CancellationToken ct) => Send(await api.RequeueDeadLettersAsync(stage, ct)));
         app.MapGet("/api/events", () => Results.Json(new JsonObject { ["events"] = feed.RecentEvents() }));
-        app.MapGet("/api/stream", (HttpContext context) => StreamAsync(context, feed));
+        app.MapGet("/api/stream", (HttpContext context) => StreamAsync(context, feed, app.Lifetime.ApplicationStopping));
     }
 
     /// <summary>Server-Sent Events: the live jobs now, then every change, with a heartbeat so proxies keep it open.</summary>
-    private static async Task StreamAsync(HttpContext context, ConsoleFeed feed)
+    private static async Task StreamAsync(HttpContext context, ConsoleFeed feed, CancellationToken stopping)
     {
         var response = context.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-store";
         var channel = feed.Subscribe();
-        var stopped = context.RequestAborted;
+        // Ends when the page closes or the console stops (so Ctrl+C never waits for open pages).
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        var stopped = both.Token;
         try
         {
             await response.WriteAsync(": connected\n\n", stopped);
@@ -211,10 +235,16 @@ public sealed class ConsoleServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Stopping?.Invoke();
-        await _stop.CancelAsync();
-        await _feeding;
-        await _app.StopAsync(CancellationToken.None);
-        await _app.DisposeAsync();
-        _stop.Dispose();
+        try
+        {
+            await _stop.CancelAsync();
+            await _feeding;
+        }
+        finally
+        {
+            await _app.StopAsync(CancellationToken.None);
+            await _app.DisposeAsync();
+            _stop.Dispose();
+        }
     }
 }

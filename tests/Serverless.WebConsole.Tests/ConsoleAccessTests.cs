@@ -86,15 +86,75 @@ public sealed class ConsoleAccessTests : IAsyncLifetime
         (await _f.Pipeline.Blobs.GetAsync("datasets", "m/a.jsonl")).ShouldNotBeNull();
     }
 
-    [Fact]
-    public async Task OnLoopback_AnotherHostName_IsRefused_EvenWithTheToken()
+    [Theory]
+    [InlineData("POST", "/api/jobs", "{\"model\": \"m\"}")]
+    [InlineData("POST", "/api/jobs/m-1/cancel", "")]
+    [InlineData("POST", "/api/jobs/m-1/retry", "")]
+    [InlineData("POST", "/api/deadletters/requeue", "")]
+    [InlineData("PUT", "/api/specs/m", "{\"steps\": 5}")]
+    [InlineData("PUT", "/api/datasets/m/b.jsonl", "{\"text\": \"x\"}")]
+    public async Task EveryChange_WithOnlyTheCookie_Is403(string method, string path, string body)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(body) };
+        request.Headers.Add("Cookie", CookieHeader);
+        (await _f.Client.SendAsync(request)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await _f.Pipeline.Blobs.GetAsync("datasets", "m/tune.json")).ShouldBeNull();
+        (await _f.Pipeline.Blobs.GetAsync("datasets", "m/b.jsonl")).ShouldBeNull();
+    }
+
+    [Theory]
+    [InlineData("attacker.example")]
+    [InlineData("127.0.0.1.attacker.example")]
+    [InlineData("localhost.attacker.example")]
+    public async Task OnLoopback_AnotherHostName_IsRefused_EvenWithTheToken(string host)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/jobs");
         request.Headers.Add(ConsoleAccess.Header, Token);
-        request.Headers.Host = "attacker.example:" + _f.Server.Address.Port;
+        request.Headers.Host = host + ":" + _f.Server.Address.Port;
         using var response = await _f.Client.SendAsync(request);
         response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
-        (await response.Content.ReadAsStringAsync()).ShouldContain("attacker.example");
+        (await response.Content.ReadAsStringAsync()).ShouldContain(host);
+    }
+
+    [Fact]
+    public async Task AnUploadOverTheLimit_ThroughHttp_Is413_DeclaredOrChunked_AndStoresNothing()
+    {
+        using var declared = new HttpRequestMessage(HttpMethod.Put, "/api/datasets/m/big.txt") { Content = new ZerosContent(Serverless.Pipeline.Api.PipelineApi.MaxUploadBytes + 1, declareLength: true) };
+        declared.Headers.Add(ConsoleAccess.Header, Token);
+        (await _f.Client.SendAsync(declared)).StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+
+        using var chunked = new HttpRequestMessage(HttpMethod.Put, "/api/datasets/m/big.txt") { Content = new ZerosContent(Serverless.Pipeline.Api.PipelineApi.MaxUploadBytes + 1, declareLength: false) };
+        chunked.Headers.Add(ConsoleAccess.Header, Token);
+        using var response = await _f.Client.SendAsync(chunked);
+        response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+        (await response.Content.ReadAsStringAsync()).ShouldContain("nothing was stored");
+        (await _f.Pipeline.Blobs.GetAsync("datasets", "m/big.txt")).ShouldBeNull();
+    }
+
+    /// <summary>A body of zeros, with or without a Content-Length (chunked).</summary>
+    private sealed class ZerosContent(long length, bool declareLength) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            var block = new byte[1 << 20];
+            try
+            {
+                for (var sent = 0L; sent < length; sent += block.Length)
+                {
+                    await stream.WriteAsync(block.AsMemory(0, (int)Math.Min(block.Length, length - sent)));
+                }
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                // The server answered and closed before the whole body was sent: the answer is what the test reads.
+            }
+        }
+
+        protected override bool TryComputeLength(out long size)
+        {
+            size = length;
+            return declareLength;
+        }
     }
 
     [Fact]

@@ -98,9 +98,10 @@ internal static class PipelineCommands
             writer.WriteLine(pipeline is EmbeddedPipeline local
                 ? $"tune up: watching {Path.Combine(local.Home, Containers.Datasets)}/{{model}}/ — Ctrl+C to stop."
                 : $"tune up: running the stages on {pipeline.Location} (Ingest is Event Grid's and the Functions app's) — Ctrl+C to stop.");
-            var run = pipeline.RunAsync(cancellation);
+            // The console first: a taken port ends the command before any stage has started.
             await using var console = parse.GetValue(noConsole) ? null : await StartConsoleAsync(writer, pipeline,
                 new Serverless.WebConsole.ConsoleOptions { Port = parse.GetValue(port), Listen = System.Net.IPAddress.Parse(parse.GetValue(listen)!) }, cancellation);
+            var run = pipeline.RunAsync(cancellation);
             var shown = new Dictionary<string, string>();
             var live = new HashSet<string>();
             while (!run.IsCompleted)

@@ -15,11 +15,15 @@ internal static class ConsoleFile
     public static void Write(string home, Uri address, string token)
     {
         var path = Path.Combine(home, Name);
-        File.WriteAllText(path, new JsonObject { ["address"] = address.ToString(), ["token"] = token, ["pid"] = Environment.ProcessId }.ToJsonString());
+        File.Delete(path);   // created anew, so it is owner-only from its first byte (the mode applies to new files)
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(System.Text.Encoding.UTF8.GetBytes(new JsonObject { ["address"] = address.ToString(), ["token"] = token, ["pid"] = Environment.ProcessId }.ToJsonString()));
     }
 
     public static void Remove(string home) => File.Delete(Path.Combine(home, Name));

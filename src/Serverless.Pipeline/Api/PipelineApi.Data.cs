@@ -60,6 +60,10 @@ public sealed partial class PipelineApi
         {
             return ApiResult.Error(HttpStatusCode.RequestEntityTooLarge, $"{file} is larger than {DiskSpace.Format(MaxUploadBytes)}, the most one upload takes; nothing was stored.");
         }
+        catch (LimitedStream.BodyReadException e)
+        {
+            return ApiResult.Error(HttpStatusCode.BadRequest, $"the upload of {file} was cut off ({e.InnerException?.Message}); nothing was stored — send it again.");
+        }
 
         return new ApiResult(HttpStatusCode.Created, new JsonObject
         {
@@ -111,6 +115,10 @@ public sealed partial class PipelineApi
             catch (LimitedStream.TooLongException)
             {
                 return ApiResult.Error(HttpStatusCode.RequestEntityTooLarge, $"a spec is at most {MaxBodyBytes} bytes.");
+            }
+            catch (LimitedStream.BodyReadException e)
+            {
+                return ApiResult.Error(HttpStatusCode.BadRequest, $"the spec could not be read ({e.InnerException?.Message}); nothing was saved.");
             }
         }
 
@@ -178,8 +186,11 @@ public sealed partial class PipelineApi
     {
         private long _read;
 
-        // Not an IOException: the blob store's retry policy must not take an over-long body for a storage hiccup.
+        // Neither is an IOException: the blob store's retry policy must not take a bad body for a storage hiccup (it
+        // cannot read the body again anyway).
         public sealed class TooLongException() : Exception("the body is over the limit");
+
+        public sealed class BodyReadException(IOException inner) : Exception("the body could not be read", inner);
 
         public override bool CanRead => true;
 
@@ -191,10 +202,29 @@ public sealed partial class PipelineApi
 
         public override long Position { get => _read; set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            try
+            {
+                return Count(inner.Read(buffer, offset, count));
+            }
+            catch (IOException e)
+            {
+                throw new BodyReadException(e);
+            }
+        }
 
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Count(await inner.ReadAsync(buffer, cancellationToken));
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return Count(await inner.ReadAsync(buffer, cancellationToken));
+            }
+            catch (IOException e)
+            {
+                throw new BodyReadException(e);
+            }
+        }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

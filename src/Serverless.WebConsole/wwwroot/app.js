@@ -7,6 +7,12 @@ const main = document.getElementById('main');
 const live = document.getElementById('live');
 const STATES = ['preparing', 'dispatched', 'running', 'waiting', 'completed', 'published', 'rejected', 'failed', 'cancelled'];
 let page = { onJob() {}, onLoss() {}, onModelEvent() {} };
+let generation = 0;
+
+// Live handlers for the page being shown; a page that finishes loading after the user moved on installs nothing.
+function listen(mine, handlers) {
+  if (mine === generation) Object.assign(page, handlers);
+}
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
 
@@ -102,7 +108,7 @@ function jobRow(job) {
     el('td', { class: 'num' }, running ? duration(p.etaSeconds) : '—'));
 }
 
-async function jobsPage(params) {
+async function jobsPage(params, mine) {
   const model = params.get('model') || '';
   const state = params.get('state') || '';
   const modelInput = el('input', { id: 'filter-model', type: 'search', value: model, placeholder: 'any model' });
@@ -134,7 +140,7 @@ async function jobsPage(params) {
   } catch (error) {
     main.append(failure(error));
   }
-  page.onJob = job => { if (matches(job)) upsert(job, true); else if (rows.has(job.jobId)) { rows.get(job.jobId).remove(); rows.delete(job.jobId); } };
+  listen(mine, { onJob: job => { if (matches(job)) upsert(job, true); else if (rows.has(job.jobId)) { rows.get(job.jobId).remove(); rows.delete(job.jobId); } } });
 }
 
 function lossChart(phases) {
@@ -172,7 +178,7 @@ function lossChart(phases) {
   return figure;
 }
 
-async function jobPage(id) {
+async function jobPage(id, mine) {
   let job;
   try {
     job = await api(`/api/jobs/${enc(id)}`);
@@ -242,19 +248,19 @@ async function jobPage(id) {
     actions, status, progress, body);
   refresh();
   await loadLoss();
-  page.onJob = async summary => {
+  listen(mine, { onJob: async summary => {
     if (summary.jobId !== id) return;
     try { job = await api(`/api/jobs/${enc(id)}`); job.state = String(job.state).toLowerCase(); } catch { return; }
     refresh();
     if (terminal(job.state) || job.state === 'completed') await loadLoss(); else chartHolder.replaceChildren(lossChart(phases));
-  };
-  page.onLoss = point => {
+  },
+  onLoss: point => {
     if (point.jobId !== id) return;
     const phase = phases[point.phase] || (phases[point.phase] = { train: [], validation: [] });
     phase.train.push([point.step, point.loss]);
     if (point.validationLoss !== null && point.validationLoss !== undefined) phase.validation.push([point.step, point.validationLoss]);
     chartHolder.replaceChildren(lossChart(phases));
-  };
+  } });
 }
 
 // ---- models ----------------------------------------------------------------------------------------------------
@@ -350,9 +356,9 @@ async function versionPage(name, version) {
         el('td', { class: 'hash' }, (v.manifest && v.manifest.files && v.manifest.files[f.name]) || '')))))));
   try {
     const response = await fetch(`/api/models/${enc(name)}/versions/${v.version}/card`, { credentials: 'same-origin' });
-    const html = await response.text();
+    if (!response.ok) throw new Error(`the model card could not be loaded (${response.status})`);
     // Rendered and sanitized by the server (raw HTML escaped, unsafe links dropped); the CSP forbids inline script too.
-    card.innerHTML = html;
+    card.innerHTML = await response.text();
   } catch (error) {
     card.replaceChildren(failure(error));
   }
@@ -463,7 +469,7 @@ function eventItem(e) {
     e.type === 'ModelPublished' && data.version ? [' ', el('a', { href: `#/models/${enc(e.subject)}/versions/${data.version}` }, 'open')] : '');
 }
 
-async function eventsPage() {
+async function eventsPage(mine) {
   const events = el('ol', { class: 'events', reversed: true, 'aria-label': 'Model events, newest first' });
   const dead = el('tbody');
   const status = el('p', { role: 'status', 'aria-live': 'polite' });
@@ -491,27 +497,28 @@ async function eventsPage() {
       actions, status, el('button', { type: 'button', onclick: loadDead }, 'Refresh dead letters')));
   try { (await api('/api/events')).events.forEach(e => events.prepend(eventItem(e))); } catch (error) { main.append(failure(error)); }
   await loadDead();
-  page.onModelEvent = e => events.prepend(eventItem(e));
+  listen(mine, { onModelEvent: e => events.prepend(eventItem(e)) });
 }
 
 // ---- routing and the live stream -------------------------------------------------------------------------------
 
 async function route() {
   page = { onJob() {}, onLoss() {}, onModelEvent() {} };
+  const mine = ++generation;
   const [path, query] = (location.hash.slice(1) || '/jobs').split('?');
   const params = new URLSearchParams(query || '');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   for (const a of document.querySelectorAll('nav a')) {
     if (a.getAttribute('href') === `#/${parts[0] === 'compare' ? 'models' : parts[0]}`) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  if (parts[0] === 'jobs' && parts[1]) return jobPage(parts[1]);
+  if (parts[0] === 'jobs' && parts[1]) return jobPage(parts[1], mine);
   if (parts[0] === 'models' && parts[1] && parts[2] === 'versions' && parts[3]) return versionPage(parts[1], parts[3]);
   if (parts[0] === 'models' && parts[1]) return modelPage(parts[1]);
   if (parts[0] === 'models') return modelsPage();
   if (parts[0] === 'compare' && parts[3]) return comparePage(parts[1], parts[2], parts[3]);
   if (parts[0] === 'data') return dataPage(params);
-  if (parts[0] === 'events') return eventsPage();
-  return jobsPage(params);
+  if (parts[0] === 'events') return eventsPage(mine);
+  return jobsPage(params, mine);
 }
 
 function connect() {

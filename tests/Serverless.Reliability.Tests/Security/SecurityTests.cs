@@ -28,7 +28,7 @@ public sealed class SecurityTests : IDisposable
             .SelectMany(m => m.GetParameters().Select(p => (Method: m, Trigger: p.GetCustomAttribute<HttpTriggerAttribute>())))
             .Where(x => x.Trigger is not null)
             .ToList();
-        triggers.Count.ShouldBe(6, "list, show model, show job, submit, cancel, retry");
+        triggers.Count.ShouldBe(8, "list models, show model, show version, list jobs, show job, submit, cancel, retry");
         triggers.ShouldAllBe(x => x.Trigger!.AuthLevel == AuthorizationLevel.Function || x.Trigger.AuthLevel == AuthorizationLevel.Admin,
             string.Join(", ", triggers.Where(x => x.Trigger!.AuthLevel is AuthorizationLevel.Anonymous or AuthorizationLevel.User).Select(x => x.Method.Name)));
     }
