@@ -42,6 +42,29 @@ internal static class BenchCommand
             return 0;
         });
         command.Subcommands.Add(pipeline);
+
+        var sizes = new Option<int[]>("--sizes") { Description = "History sizes: finished jobs and registry versions (spread over size / 10 models, 10 to 1,000).", DefaultValueFactory = _ => [100, 1000, 10000], AllowMultipleArgumentsPerToken = true };
+        sizes.Validators.Add(r =>
+        {
+            if (r.GetValue(sizes) is { } given && given.Any(n => n is < 10 or > 100_000))
+            {
+                r.AddError("--sizes are between 10 and 100,000.");
+            }
+        });
+        var idle = new Option<int>("--idle-seconds") { Description = "How long idle `tune up` is watched per size (the trainer watch and the schedule run every minute).", DefaultValueFactory = _ => 65 };
+        var scaleJson = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var scale = new Command("scale", "Measure how cost grows with history: idle tune up (CPU, blob calls), listings, publish depth, watch and schedule passes, bus receivers; writes artifacts/bench/scale.json.") { sizes, idle, scaleJson };
+        scale.SetAction(parse =>
+        {
+            var writer = parse.InvocationConfiguration.Output;
+            var results = ScaleBench.Run(parse.GetValue(sizes)!, TimeSpan.FromSeconds(Math.Max(5, parse.GetValue(idle))), parse.GetValue(scaleJson) ? null : writer);
+            Directory.CreateDirectory(Path.Combine("artifacts", "bench"));
+            var path = Path.Combine("artifacts", "bench", "scale.json");
+            File.WriteAllText(path, results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            writer.WriteLine(parse.GetValue(scaleJson) ? results.ToJsonString() : $"Wrote {path}.");
+            return 0;
+        });
+        command.Subcommands.Add(scale);
         command.SetAction(parse =>
         {
             var writer = parse.InvocationConfiguration.Output;

@@ -1,0 +1,307 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Serverless.Cli.Pipeline;
+using Serverless.Core.Contracts;
+using Serverless.Core.Jobs;
+using Serverless.Core.Naming;
+using Serverless.Core.Ports;
+using Serverless.Embedded.Messaging;
+using Serverless.Pipeline.Publish;
+
+namespace Serverless.Cli.Commands;
+
+/// <summary>
+/// <c>tune bench scale</c>: how the pipeline's cost grows with history. For each size it builds that many finished jobs
+/// and registry versions in a fresh embedded home through the real code paths (job documents created and moved by
+/// <see cref="JobStore"/>, versions published by <see cref="ModelRegistry"/>; no training), then measures an idle
+/// <c>tune up</c> (CPU share and blob calls per minute), the listings behind <c>tune jobs</c> and <c>tune models</c>,
+/// publish at version 10 and at version N of one model, one trainer-watch and one schedule pass; and the embedded
+/// bus with 1, 4 and 16 concurrent receivers. A benchmark, not a test: it reports, it asserts nothing.
+/// </summary>
+internal static class ScaleBench
+{
+    private static readonly JsonSerializerOptions RegistryJson = new(CloudEvent.JsonOptions) { WriteIndented = true };
+
+    public static JsonObject Run(IReadOnlyList<int> sizes, TimeSpan idle, TextWriter? log)
+    {
+        var results = new JsonObject { ["idle_seconds"] = idle.TotalSeconds, ["sizes"] = new JsonArray() };
+        foreach (var size in sizes)
+        {
+            var row = MeasureAsync(size, idle, log).GetAwaiter().GetResult();
+            results["sizes"]!.AsArray().Add(row);
+        }
+
+        var bus = new JsonObject();
+        foreach (var receivers in new[] { 1, 4, 16 })
+        {
+            var rate = BusThroughput(4000, receivers);
+            bus[receivers.ToString(System.Globalization.CultureInfo.InvariantCulture)] = Math.Round(rate);
+            log?.WriteLine($"embedded bus, {receivers,2} receiver(s): {rate:N0} messages/s (send + receive + complete)");
+        }
+
+        results["bus_messages_per_second_by_receivers"] = bus;
+        return results;
+    }
+
+    private static async Task<JsonObject> MeasureAsync(int size, TimeSpan idle, TextWriter? log)
+    {
+        var home = Path.Combine(Path.GetTempPath(), "tune-scale-" + Guid.NewGuid().ToString("N"));
+        var counter = new CountingBlobStore();
+        try
+        {
+            var models = Math.Clamp(size / 10, 10, 1000);
+            var build = Stopwatch.StartNew();
+            using (var builder = new EmbeddedPipeline(home))
+            {
+                await BuildHistoryAsync(builder, size, models);
+            }
+
+            log?.WriteLine($"{size:N0} jobs and versions over {models:N0} models: built in {build.Elapsed.TotalSeconds:F0} s");
+            using var pipeline = new EmbeddedPipeline(home, decorate: ports => (counter.Wrap(ports.Blobs), ports.Bus));
+            var runtime = pipeline.Runtime;
+            var row = new JsonObject { ["jobs"] = size, ["versions"] = size, ["models"] = models };
+
+            // Listings, as the commands and the console call them (warm: each once first).
+            row["list_jobs_latest_50_ms"] = await TimeAsync(() => runtime.Api.ListJobsAsync(limit: 50));
+            row["show_job_ms"] = await TimeAsync(() => runtime.Api.GetJobAsync(JobId(size - 1)));
+            row["list_models_ms"] = await TimeAsync(() => runtime.Api.ListModelsAsync());
+            row["show_model_ms"] = await TimeAsync(() => runtime.Api.GetModelAsync(Model(0)));
+            row["trainer_watch_pass_ms"] = await TimeAsync(() => runtime.WatchTrainersAsync());
+            row["schedule_pass_ms"] = await TimeAsync(() => runtime.Schedule.HandleAsync(runtime.Clock.GetUtcNow()));
+
+            // Publish into one model: the 10th version, then (index grown to N − 1) the Nth.
+            var (at10, atN) = await PublishDepthAsync(pipeline, size);
+            row["publish_at_version_10_ms"] = at10;
+            row[$"publish_at_version_n_ms"] = atN;
+
+            // Idle: every stage and the dataset watcher running, nothing to do.
+            await runtime.Bus.EnsureTopologyAsync();
+            GC.Collect();
+            var process = Process.GetCurrentProcess();
+            using var stop = new CancellationTokenSource();
+            var running = pipeline.RunAsync(stop.Token);
+            await Task.Delay(TimeSpan.FromSeconds(3));   // past start-up (first listings, the index marker)
+            counter.Reset();
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
+            var wall = Stopwatch.StartNew();
+            await Task.Delay(idle);
+            process.Refresh();
+            var cpu = (process.TotalProcessorTime - cpu0).TotalSeconds / wall.Elapsed.TotalSeconds;
+            var calls = counter.Calls / wall.Elapsed.TotalMinutes;
+            var resident = process.WorkingSet64;
+            await stop.CancelAsync();
+            try
+            {
+                await running;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            row["idle_cpu_share_of_one_core"] = Math.Round(cpu, 4);
+            row["idle_blob_calls_per_minute"] = Math.Round(calls);
+            row["idle_blob_calls_by_kind"] = counter.ByKind();
+            row["resident_mb"] = Math.Round(resident / 1048576.0);
+            log?.WriteLine($"  idle tune up: {cpu:P1} of one core, {calls:N0} blob calls/min ({counter.Describe()}), resident {resident / 1048576.0:N0} MB");
+            log?.WriteLine($"  tune jobs (latest 50) {row["list_jobs_latest_50_ms"]} ms, tune jobs ID {row["show_job_ms"]} ms, tune models {row["list_models_ms"]} ms, tune models NAME {row["show_model_ms"]} ms");
+            log?.WriteLine($"  publish at version 10: {at10} ms, at version {size:N0}: {atN} ms; trainer watch pass {row["trainer_watch_pass_ms"]} ms, schedule pass {row["schedule_pass_ms"]} ms");
+            return row;
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(home, recursive: true);
+        }
+    }
+
+    private static string Model(int i) => $"model-{i:D4}";
+
+    private static string JobId(int i) => $"job-{i:D6}";
+
+    /// <summary>Finished jobs (created, then moved to published through the job store) and one version per job.</summary>
+    private static async Task BuildHistoryAsync(EmbeddedPipeline pipeline, int size, int models)
+    {
+        var runtime = pipeline.Runtime;
+        await UploadCandidateAsync(pipeline);
+        var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        for (var i = 0; i < size; i++)
+        {
+            var model = Model(i % models);
+            var at = start.AddMinutes(i);
+            var job = new JobDocument
+            {
+                JobId = JobId(i), Model = model, Trigger = "schedule", TriggerKey = $"k{i}", Spec = new JsonObject { ["steps"] = 10 },
+                Dataset = [new SnapshotFile($"{model}/data.jsonl", "\"e\"", 100, new string('0', 64))], DatasetHash = new string('1', 64), CreatedAt = at,
+            };
+            await runtime.Jobs.TryCreateAsync(job);
+            await runtime.Jobs.UpdateAsync(job.JobId, j => j.MoveTo(JobState.Dispatched, at).MoveTo(JobState.Running, at).MoveTo(JobState.Completed, at.AddSeconds(30)));
+            var published = await runtime.Registry.PublishAsync(model, job.JobId, "bench/candidate/", 20 - (i * 1e-4), new JsonObject { ["job"] = job.JobId }, "# card");
+            await runtime.Jobs.UpdateAsync(job.JobId, j => j.MoveTo(JobState.Published, at.AddSeconds(31), $"version {published.Version}") with { Version = published.Version });
+        }
+    }
+
+    private static async Task UploadCandidateAsync(EmbeddedPipeline pipeline)
+    {
+        foreach (var (name, text) in new[] { ("config.json", "{}"), ("model.safetensors", "weights"), ("metrics.json", "{}"), ("report.md", "# report"), ("loss.png", "png") })
+        {
+            await pipeline.Blobs.WriteAsync(Containers.Checkpoints, $"bench/candidate/{name}", new MemoryStream(Encoding.UTF8.GetBytes(text)));
+        }
+    }
+
+    /// <summary>
+    /// One model, <c>deep</c>: ten versions published, timing the tenth; then its index grown to N − 1 versions (the
+    /// entries written in the registry's own format, as building them one publish at a time costs O(N²)), and version N
+    /// published and timed.
+    /// </summary>
+    private static async Task<(double At10, double AtN)> PublishDepthAsync(EmbeddedPipeline pipeline, int size)
+    {
+        var registry = pipeline.Runtime.Registry;
+        double last = 0;
+        for (var v = 1; v <= 10; v++)
+        {
+            last = await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{v}", "bench/candidate/", 10, new JsonObject(), "# card"));
+        }
+
+        var index = (await registry.ReadIndexAsync("deep"))!.Value.Index;
+        var now = pipeline.Runtime.Clock.GetUtcNow();
+        var grown = index with { Versions = [.. index.Versions, .. Enumerable.Range(11, Math.Max(0, size - 11)).Select(v => new RegistryVersion(v, $"deep-job-{v}", "ready", now, 10))] };
+        await pipeline.Blobs.WriteAsync(Containers.Registry, "deep/index.json", new MemoryStream(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(grown, RegistryJson))));
+        var atN = size > 10 ? await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{size}", "bench/candidate/", 10, new JsonObject(), "# card")) : last;
+        return (last, atN);
+    }
+
+    private static async Task<double> TimeAsync<T>(Func<Task<T>> call)
+    {
+        var watch = Stopwatch.StartNew();
+        await call();
+        return Math.Round(watch.Elapsed.TotalMilliseconds, 1);
+    }
+
+    private static double BusThroughput(int count, int receivers)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "tune-bus-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var bus = new SqliteMessageBus(Path.Combine(dir, "bus.db"));
+            bus.EnsureQueueAsync("bench").GetAwaiter().GetResult();
+            var watch = Stopwatch.StartNew();
+            for (var i = 0; i < count; i++)
+            {
+                bus.SendAsync("bench", new OutgoingMessage($"m{i}", "{\"x\":1}", new Dictionary<string, string> { ["type"] = "Bench" })).GetAwaiter().GetResult();
+            }
+
+            var done = 0;
+            var workers = Enumerable.Range(0, receivers).Select(_ => Task.Run(async () =>
+            {
+                while (Volatile.Read(ref done) < count)
+                {
+                    var batch = await bus.ReceiveAsync("bench", 32);
+                    foreach (var message in batch)
+                    {
+                        await bus.CompleteAsync("bench", message);
+                        Interlocked.Increment(ref done);
+                    }
+
+                    if (batch.Count == 0)
+                    {
+                        await Task.Yield();
+                    }
+                }
+            })).ToArray();
+            Task.WaitAll(workers);
+            return count / watch.Elapsed.TotalSeconds;
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Counts the stages' blob calls by kind (list, read, write, delete…).</summary>
+    private sealed class CountingBlobStore
+    {
+        private readonly Dictionary<string, long> _counts = new(StringComparer.Ordinal);
+
+        public long Calls
+        {
+            get
+            {
+                lock (_counts)
+                {
+                    return _counts.Values.Sum();
+                }
+            }
+        }
+
+        public IBlobStore Wrap(IBlobStore inner) => new Counted(inner, this);
+
+        public void Reset()
+        {
+            lock (_counts)
+            {
+                _counts.Clear();
+            }
+        }
+
+        public JsonObject ByKind()
+        {
+            lock (_counts)
+            {
+                return new JsonObject(_counts.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => KeyValuePair.Create(c.Key, (JsonNode?)c.Value)));
+            }
+        }
+
+        public string Describe()
+        {
+            lock (_counts)
+            {
+                return string.Join(", ", _counts.OrderByDescending(c => c.Value).Select(c => $"{c.Key} {c.Value}"));
+            }
+        }
+
+        private void Add(string kind)
+        {
+            lock (_counts)
+            {
+                _counts[kind] = _counts.GetValueOrDefault(kind) + 1;
+            }
+        }
+
+        private sealed class Counted(IBlobStore inner, CountingBlobStore counter) : IBlobStore
+        {
+            public Task<BlobItem?> GetAsync(string container, string name, CancellationToken cancellationToken = default)
+            {
+                counter.Add("get");
+                return inner.GetAsync(container, name, cancellationToken);
+            }
+
+            public Task<(Stream Content, BlobItem Item)?> OpenReadAsync(string container, string name, CancellationToken cancellationToken = default)
+            {
+                counter.Add("read");
+                return inner.OpenReadAsync(container, name, cancellationToken);
+            }
+
+            public Task<BlobItem> WriteAsync(string container, string name, Stream content, BlobCondition condition = default, CancellationToken cancellationToken = default)
+            {
+                counter.Add("write");
+                return inner.WriteAsync(container, name, content, condition, cancellationToken);
+            }
+
+            public IAsyncEnumerable<BlobItem> ListAsync(string container, string prefix = "", CancellationToken cancellationToken = default)
+            {
+                counter.Add("list " + container);
+                return inner.ListAsync(container, prefix, cancellationToken);
+            }
+
+            public Task<bool> DeleteAsync(string container, string name, BlobCondition condition = default, CancellationToken cancellationToken = default)
+            {
+                counter.Add("delete");
+                return inner.DeleteAsync(container, name, condition, cancellationToken);
+            }
+        }
+    }
+}
