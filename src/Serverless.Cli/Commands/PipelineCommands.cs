@@ -268,7 +268,15 @@ internal static class PipelineCommands
         var home = Home();
         var store = PipelineParts.Store();
         var id = new Argument<string?>("id") { Description = "A job id: show its whole document.", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("jobs", "List jobs, or show one.") { id, home, store };
+        var limit = new Option<int>("--limit") { Description = "How many of the newest jobs to list.", DefaultValueFactory = _ => 50 };
+        limit.Validators.Add(r =>
+        {
+            if (r.GetValue(limit) is < 1 or > Serverless.Pipeline.Api.PipelineApi.MaxJobsListed)
+            {
+                r.AddError($"--limit must be between 1 and {Serverless.Pipeline.Api.PipelineApi.MaxJobsListed}.");
+            }
+        });
+        var command = new Command("jobs", "List the newest jobs, or show one.") { id, limit, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
@@ -281,8 +289,15 @@ internal static class PipelineCommands
             }
 
             var table = new Table().AddColumns("job", "model", "state", "attempts", "progress", "version", "created");
-            await foreach (var job in pipeline.Runtime.Jobs.ListAsync(cancellationToken: cancellation))
+            var shown = 0;
+            await foreach (var job in pipeline.Runtime.Jobs.ListNewestAsync(cancellationToken: cancellation))
             {
+                if (shown++ == parse.GetValue(limit))
+                {
+                    table.Caption($"the newest {shown - 1} jobs; --limit shows more");
+                    break;
+                }
+
                 table.AddRow(Markup.Escape(job.JobId), Markup.Escape(job.Model), job.State.ToString().ToLowerInvariant(), job.Attempts.ToString(),
                     job.Progress is { } p ? $"{p.Phase} {p.Step}/{p.TotalSteps}" : "", job.Version?.ToString() ?? "", job.CreatedAt.ToString("u"));
             }

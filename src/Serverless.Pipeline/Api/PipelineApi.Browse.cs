@@ -20,7 +20,7 @@ public sealed partial class PipelineApi
 
     /// <summary>
     /// GET /api/jobs?model=&amp;state=&amp;limit=: the newest jobs first, as summaries (state, progress, version, the
-    /// first line of an error), optionally only one model's or one state's.
+    /// first line of an error), optionally only one model's or one state's; <c>more</c> says whether older ones follow.
     /// </summary>
     public async Task<ApiResult> ListJobsAsync(string? model = null, string? state = null, int limit = 50, CancellationToken cancellationToken = default)
     {
@@ -46,17 +46,27 @@ public sealed partial class PipelineApi
             return ApiResult.Error(HttpStatusCode.BadRequest, $"limit must be between 1 and {MaxJobsListed} (got {limit}).");
         }
 
-        var found = new List<JobDocument>();
-        await foreach (var job in jobs.ListAsync(model, cancellationToken))
+        // Through the newest-first index: the cost follows the page asked for (one more job says whether there are more),
+        // not the history — except with a state filter, which reads on until it has found a page of that state.
+        var list = new JsonArray();
+        var more = false;
+        await foreach (var job in jobs.ListNewestAsync(model, cancellationToken))
         {
-            if (only is null || job.State == only)
+            if (only is not null && job.State != only)
             {
-                found.Add(job);
+                continue;
             }
+
+            if (list.Count == limit)
+            {
+                more = true;
+                break;
+            }
+
+            list.Add(Summary(job));
         }
 
-        var list = new JsonArray([.. found.OrderByDescending(j => j.CreatedAt).ThenBy(j => j.JobId, StringComparer.Ordinal).Take(limit).Select(j => (JsonNode)Summary(j))]);
-        return new ApiResult(HttpStatusCode.OK, new JsonObject { ["jobs"] = list, ["total"] = found.Count });
+        return new ApiResult(HttpStatusCode.OK, new JsonObject { ["jobs"] = list, ["more"] = more });
     }
 
     /// <summary>A job in one line's worth of fields, as the jobs table and the live stream show it.</summary>

@@ -31,9 +31,17 @@ public sealed class RetentionSweep(IBlobStore blobs, JobStore jobs, PipelineOpti
         var before = clock.GetUtcNow() - (olderThan ?? options.Retention);
         int swept = 0, deleted = 0;
         long bytes = 0;
-        await foreach (var job in jobs.ListAsync(cancellationToken: cancellationToken))
+        // Through the retention index: jobs already swept are not read again, so a sweep costs the jobs of the
+        // retention period (and the live ones), not the whole history.
+        await foreach (var job in jobs.ListUnsweptAsync(cancellationToken))
         {
-            if (!JobStates.IsTerminal(job.State) || job.Swept || (job.History.Count > 0 ? job.History[^1].At : job.CreatedAt) > before)
+            if (job.Swept)
+            {
+                await jobs.ForgetUnsweptAsync(job.JobId, cancellationToken);   // swept before a crash dropped its marker
+                continue;
+            }
+
+            if (!JobStates.IsTerminal(job.State) || (job.History.Count > 0 ? job.History[^1].At : job.CreatedAt) > before)
             {
                 continue;
             }
@@ -71,6 +79,7 @@ public sealed class RetentionSweep(IBlobStore blobs, JobStore jobs, PipelineOpti
                 }
             }
 
+            await jobs.ForgetUnsweptAsync(job.JobId, cancellationToken);
             swept++;
         }
 

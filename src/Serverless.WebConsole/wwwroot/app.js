@@ -136,7 +136,7 @@ async function jobsPage(params, mine) {
   try {
     const listed = await api(`/api/jobs?limit=100${model ? `&model=${enc(model)}` : ''}${state ? `&state=${enc(state)}` : ''}`);
     listed.jobs.forEach(job => upsert(job, false));
-    count.textContent = `${listed.total} job(s)${listed.total > listed.jobs.length ? `, the newest ${listed.jobs.length} shown` : ''}.`;
+    count.textContent = listed.more ? `The newest ${listed.jobs.length} jobs; older ones are not shown.` : `${listed.jobs.length} job(s).`;
   } catch (error) {
     main.append(failure(error));
   }

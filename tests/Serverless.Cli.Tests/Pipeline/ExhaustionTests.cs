@@ -276,6 +276,8 @@ public sealed class ExhaustionTests : IDisposable
         (await blobs.GetAsync(Containers.Checkpoints, "live/candidate/step-00000010/model.safetensors")).ShouldNotBeNull("a live job is never touched");
         (await blobs.GetAsync(Containers.Prepared, "recent/train.bin")).ShouldNotBeNull("finished within the retention period");
         (await Get(runtime, "old")).Swept.ShouldBeTrue();
+        (await blobs.GetAsync(Containers.Jobs, "unswept/old")).ShouldBeNull("a swept job leaves the retention index: later sweeps do not read it");
+        (await blobs.GetAsync(Containers.Jobs, "unswept/recent")).ShouldNotBeNull();
         (await runtime.Retention.SweepAsync()).Jobs.ShouldBe(0, "a swept job is not listed again");
         (await runtime.Api.RetryAsync("recent")).Status.ShouldBe(System.Net.HttpStatusCode.Conflict, "never prepared: nothing to resume");
     }

@@ -84,6 +84,43 @@ public sealed class PipelineRuntimeTests : IDisposable
         (await blobs.GetAsync(Containers.Jobs, "active/old-live")).ShouldNotBeNull();
     }
 
+    [Fact]
+    public async Task ListNewest_ReadsOnlyThePageAskedFor_NewestFirst_OneModelToo()
+    {
+        var blobs = new CountingBlobs(new FolderBlobStore(_home));
+        var jobs = new JobStore(blobs);
+        var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        for (var i = 0; i < 60; i++)
+        {
+            await jobs.TryCreateAsync(Job($"{(i % 2 == 0 ? "even" : "odd")}-{i:D3}") with { Model = i % 2 == 0 ? "even" : "odd", CreatedAt = start.AddMinutes(i) });
+        }
+
+        await jobs.ListNewestAsync().FirstAsync();   // builds nothing: every job was created with the index
+        blobs.Reads = 0;
+        (await jobs.ListNewestAsync().Take(5).Select(j => j.JobId).ToListAsync()).ShouldBe(["odd-059", "even-058", "odd-057", "even-056", "odd-055"]);
+        blobs.Reads.ShouldBe(5, "five documents for five jobs, whatever the history");
+        (await jobs.ListNewestAsync("even").Take(2).Select(j => j.JobId).ToListAsync()).ShouldBe(["even-058", "even-056"]);
+
+        // A creator that lost the race to create the same job (another time) leaves a marker that lists nothing.
+        (await jobs.TryCreateAsync(Job("odd-059") with { Model = "odd", CreatedAt = start.AddDays(1) })).ShouldBeFalse();
+        (await jobs.ListNewestAsync().Select(j => j.JobId).ToListAsync()).Count(id => id == "odd-059").ShouldBe(1);
+        (await jobs.ListNewestAsync().CountAsync()).ShouldBe(60);
+    }
+
+    [Fact]
+    public async Task ListNewest_IndexesJobsCreatedBeforeTheIndex_Once()
+    {
+        var blobs = new FolderBlobStore(_home);
+        foreach (var (id, minutes) in new[] { ("old-a", 1), ("old-b", 2) })
+        {
+            await blobs.WriteAsync(Containers.Jobs, $"{id}.json", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(
+                Job(id, JobState.Published) with { CreatedAt = new DateTimeOffset(2025, 1, 1, 0, minutes, 0, TimeSpan.Zero) }, CloudEvent.JsonOptions))));
+        }
+
+        (await new JobStore(blobs).ListNewestAsync().Select(j => j.JobId).ToListAsync()).ShouldBe(["old-b", "old-a"]);
+        (await blobs.GetAsync(Containers.Jobs, "recent/.indexed")).ShouldNotBeNull();
+    }
+
     /// <summary>A dispatcher whose status calls fail past any retry a few times (as ARM or storage can), then answer.</summary>
     private sealed class FailingDispatcher(int failures) : IJobDispatcher
     {

@@ -20,6 +20,7 @@ public sealed class HostCrashTests
     private static readonly Dictionary<string, Func<CrashPoint>> CrashPoints = new()
     {
         ["prepare: shards uploaded, manifest not"] = () => new CrashPoint("prepare", onWrite: (c, n, _) => c == Containers.Prepared && n.EndsWith("/manifest.json", StringComparison.Ordinal)),
+        ["prepare: newest-first marker written, job document not"] = () => new CrashPoint("prepare-index", onWrite: (c, n, _) => c == Containers.Jobs && n.StartsWith("recent/", StringComparison.Ordinal) && !n.EndsWith(".indexed", StringComparison.Ordinal), after: true),
         ["dispatch: trainer claimed, not started"] = () => new CrashPoint("dispatch", onWrite: (c, _, b) => c == Containers.Jobs && Text(b).Contains("\"execution\":\"starting@", StringComparison.Ordinal), after: true),
         ["publish: version claimed, files half-copied"] = () => new CrashPoint("publish-copy", onWrite: (c, n, _) => c == Containers.Registry && n.EndsWith("/model.safetensors", StringComparison.Ordinal)),
         ["publish: files copied, index not updated"] = () => new CrashPoint("publish-index", onWrite: (c, n, b) => c == Containers.Registry && n.EndsWith("/index.json", StringComparison.Ordinal) && Text(b).Contains("\"ready\"", StringComparison.Ordinal)),
