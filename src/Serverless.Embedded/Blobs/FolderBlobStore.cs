@@ -104,8 +104,18 @@ public sealed class FolderBlobStore : IBlobStore
             yield break;
         }
 
+        // Start at the deepest folder the prefix names (jobs/recent/, model-registry/m/3/): a listing costs what is
+        // under its prefix, not the whole container.
+        var folder = prefix.LastIndexOf('/') is var slash and > 0 && BlobNames.Problem(prefix[..slash]) is null
+            ? Path.Combine(root, prefix[..slash].Replace('/', Path.DirectorySeparatorChar))
+            : root;
+        if (!Directory.Exists(folder))
+        {
+            yield break;
+        }
+
         var items = new List<BlobItem>();
-        foreach (var file in new DirectoryInfo(root).EnumerateFiles("*", SearchOption.AllDirectories))
+        foreach (var file in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories))
         {
             var name = Path.GetRelativePath(root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
             if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.Contains(TempMarker, StringComparison.Ordinal)
