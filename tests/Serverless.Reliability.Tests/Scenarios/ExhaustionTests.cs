@@ -234,16 +234,30 @@ public sealed class ExhaustionTests
         const int retrains = 50;
         await cluster.DropAsync("nightly", "a.jsonl", Cluster.Corpus(30), Cluster.Spec(steps: 6, checkpointEvery: 2));
         await cluster.SettleAsync(expectedJobs: 1);
+        // The sweep marks a job swept before it deletes its files, so a reading can meet a file being deleted: count it
+        // as gone, and take a sample only once two readings agree (the sweep has finished).
         long Used(string container) => Directory.Exists(Path.Combine(cluster.Home, container))
-            ? Directory.EnumerateFiles(Path.Combine(cluster.Home, container), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
-        long Working() => Used(Containers.Prepared) + Used(Containers.Checkpoints) + Used("work");
+            ? Directory.EnumerateFiles(Path.Combine(cluster.Home, container), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f) is { Exists: true } file ? file.Length : 0) : 0;
+        long Reading() => Used(Containers.Prepared) + Used(Containers.Checkpoints) + Used("work");
+        async Task<long> Working()
+        {
+            var previous = -1L;
+            return (await Cluster.UntilAsync(async () =>
+            {
+                var now = Reading();
+                var stable = now == previous;
+                previous = now;
+                await Task.Delay(200);
+                return stable ? (object?)now : null;
+            }, 60, "disk use to settle after the sweep") as long?)!.Value;
+        }
         var samples = new List<long>();
         for (var i = 1; i < retrains; i++)
         {
             // What a schedule occurrence sends: one request with the occurrence as its trigger key.
             await cluster.Pipeline.Runtime.Bus.RequestAsync(new Serverless.Core.Contracts.FineTuneRequested("nightly", "schedule", $"occurrence-{i}"), $"nightly-{i}");
             await cluster.SettleAsync(expectedJobs: i + 1, seconds: 120, done: js => js.All(j => j.Swept));
-            samples.Add(Working());
+            samples.Add(await Working());
         }
 
         var outcome = await Invariants.CheckAsync(cluster, expectedJobs: retrains, expectedVersions: retrains);
