@@ -220,7 +220,12 @@ public sealed class ConsoleServer : IAsyncDisposable
 
     private static IResult Send(ApiResult result) => Results.Content(result.Body.ToJsonString(), "application/json", Encoding.UTF8, (int)result.Status);
 
-    private static string Asset(string name)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Assets = new(StringComparer.Ordinal);
+
+    /// <summary>A page file from the assembly, read once.</summary>
+    private static string Asset(string name) => Assets.GetOrAdd(name, ReadAsset);
+
+    private static string ReadAsset(string name)
     {
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("console/" + name)
             ?? throw new InvalidOperationException($"the console page {name} is missing from the assembly.");

@@ -46,37 +46,8 @@ internal static class PipelineBench
         return results;
     }
 
-    private static double BusThroughput(int count)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "tune-bus-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            var bus = new SqliteMessageBus(Path.Combine(dir, "bus.db"));
-            bus.EnsureQueueAsync("bench").GetAwaiter().GetResult();
-            var watch = Stopwatch.StartNew();
-            for (var i = 0; i < count; i++)
-            {
-                bus.SendAsync("bench", new OutgoingMessage($"m{i}", "{\"x\":1}", new Dictionary<string, string> { ["type"] = "Bench" })).GetAwaiter().GetResult();
-            }
-
-            var done = 0;
-            while (done < count)
-            {
-                foreach (var message in bus.ReceiveAsync("bench", 32).GetAwaiter().GetResult())
-                {
-                    bus.CompleteAsync("bench", message).GetAwaiter().GetResult();
-                    done++;
-                }
-            }
-
-            return count / watch.Elapsed.TotalSeconds;
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Directory.Delete(dir, recursive: true);
-        }
-    }
+    /// <summary>The bus with one receiver, measured as <c>tune bench scale</c> measures it with more.</summary>
+    private static double BusThroughput(int count) => ScaleBench.BusThroughput(count, receivers: 1);
 
     private static async Task<(List<double> Dispatch, List<double> Subscriber)> Latencies(string home, int runs, TextWriter? log)
     {
