@@ -20,7 +20,7 @@ public sealed class AzuriteFixture : IDisposable
     {
         var endpoint = Environment.GetEnvironmentVariable("AZURITE_BLOB_ENDPOINT") ?? "http://127.0.0.1:10000/devstoreaccount1";
         var uri = new Uri(endpoint);
-        if (!Answers(uri.Host, uri.Port))
+        if (!AnswersWithin(uri.Host, uri.Port, TimeSpan.FromSeconds(Environment.GetEnvironmentVariable("AZURITE_BLOB_ENDPOINT") is null ? 1 : 20)))
         {
             var port = FreePort();
             _process = Start(port, out var problem);
@@ -31,16 +31,10 @@ public sealed class AzuriteFixture : IDisposable
             }
 
             endpoint = $"http://127.0.0.1:{port}/devstoreaccount1";
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (!Answers("127.0.0.1", port))
+            if (!AnswersWithin("127.0.0.1", port, TimeSpan.FromSeconds(90), _process))
             {
-                if (DateTime.UtcNow > deadline || _process.HasExited)
-                {
-                    Problem = $"Azurite started from .ci/azurite did not answer on port {port} within 30 s.";
-                    return;
-                }
-
-                Thread.Sleep(100);
+                Problem = $"Azurite started from .ci/azurite did not answer on port {port} within 90 s{(_process.HasExited ? $" (it exited with {_process.ExitCode})" : "")}.";
+                return;
             }
         }
 
@@ -60,20 +54,30 @@ public sealed class AzuriteFixture : IDisposable
     public BlobServiceClient Require() => Service ?? throw new InvalidOperationException(
         $"Azurite is not available: {Problem} Run .ci/run, or start it: npm ci --prefix .ci/azurite && .ci/azurite/node_modules/.bin/azurite-blob --skipApiVersionCheck --inMemoryPersistence");
 
-    private static bool Answers(string host, int port)
+    /// <summary>
+    /// Polls with blocking connects: a loaded test run can starve the thread pool, and an async connect waited on with a
+    /// short timeout then reads as "nothing listens" (a CI run met that). A refused loopback connect fails at once.
+    /// </summary>
+    private static bool AnswersWithin(string host, int port, TimeSpan wait, Process? process = null)
     {
-        try
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
         {
-            using var client = new TcpClient();
-            return client.ConnectAsync(host, port).Wait(TimeSpan.FromMilliseconds(500)) && client.Connected;
-        }
-        catch (AggregateException)
-        {
-            return false;
-        }
-        catch (SocketException)
-        {
-            return false;
+            try
+            {
+                using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { SendTimeout = 2000, ReceiveTimeout = 2000 };
+                socket.Connect(host, port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                if (DateTime.UtcNow > deadline || process is { HasExited: true })
+                {
+                    return false;
+                }
+
+                Thread.Sleep(200);
+            }
         }
     }
 
@@ -116,7 +120,17 @@ public sealed class AzuriteFixture : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        return Process.Start(start);
+        var process = Process.Start(start);
+        if (process is not null)
+        {
+            // Drain its output so a full pipe can never stall it.
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        return process;
     }
 
     public void Dispose()

@@ -102,7 +102,9 @@ public sealed class ContainerAppsJobDispatcherTests : IDisposable
         var execution = await Dispatcher().StartAsync("j-location", 1);
 
         _arm.Executions.Single().Name.ShouldBe(execution);
-        _arm.Requests.Count(r => r.Path.StartsWith("/operations/", StringComparison.Ordinal)).ShouldBe(2, "202 once, then done");
+        // At least two polls: the first answers 202, so the dispatcher must ask again. Not exactly two: HttpClient itself
+        // resends a GET whose reused connection closed before the answer (seen once on a loaded CI machine).
+        _arm.Requests.Count(r => r.Path.StartsWith("/operations/", StringComparison.Ordinal)).ShouldBeGreaterThanOrEqualTo(2, "202 once, then done");
         Starts.ShouldBe(1);
     }
 
