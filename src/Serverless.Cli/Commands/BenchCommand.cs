@@ -53,11 +53,12 @@ internal static class BenchCommand
         });
         var idle = new Option<int>("--idle-seconds") { Description = "How long idle `tune up` is watched per size (the trainer watch and the schedule run every minute).", DefaultValueFactory = _ => 65 };
         var scaleJson = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
-        var scale = new Command("scale", "Measure how cost grows with history: idle tune up (CPU, blob calls), listings, publish depth, watch and schedule passes, bus receivers; writes artifacts/bench/scale.json.") { sizes, idle, scaleJson };
+        var drain = new Option<int>("--dispatch-jobs") { Description = "One-step jobs (real tiny trainers, 2 at a time) dropped at once to measure dispatch throughput; 0 skips it.", DefaultValueFactory = _ => 500 };
+        var scale = new Command("scale", "Measure how cost grows with history: idle tune up (CPU, blob calls), listings, publish depth, watch and schedule passes, dispatch throughput, bus receivers; writes artifacts/bench/scale.json.") { sizes, idle, drain, scaleJson };
         scale.SetAction(parse =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            var results = ScaleBench.Run(parse.GetValue(sizes)!, TimeSpan.FromSeconds(Math.Max(5, parse.GetValue(idle))), parse.GetValue(scaleJson) ? null : writer);
+            var results = ScaleBench.Run(parse.GetValue(sizes)!, TimeSpan.FromSeconds(Math.Max(5, parse.GetValue(idle))), parse.GetValue(drain), parse.GetValue(scaleJson) ? null : writer);
             Directory.CreateDirectory(Path.Combine("artifacts", "bench"));
             var path = Path.Combine("artifacts", "bench", "scale.json");
             File.WriteAllText(path, results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -52,30 +52,21 @@ internal static class PipelineBench
     private static async Task<(List<double> Dispatch, List<double> Subscriber)> Latencies(string home, int runs, TextWriter? log)
     {
         using var pipeline = new EmbeddedPipeline(home);
-        var config = Pretraining.ConfigFor("tiny", "bytes") with { NLayer = 1, NEmbd = 32, NHead = 2, NPositions = 32 };
-        using (var model = new Gpt2Model(config, seed: 1))
-        {
-            model.SavePretrained(Path.Combine(home, Containers.BaseModels, "bench-base"));
-        }
+        SaveTinyBase(home);
 
         await pipeline.Runtime.Bus.EnsureTopologyAsync();
         await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, "bench", SubscriptionFilter.All);
         var entity = Entities.Subscription(Entities.ModelEvents, "bench");
         using var stop = new CancellationTokenSource();
         var running = pipeline.RunAsync(stop.Token);
-        var spec = new JsonObject
-        {
-            ["baseModel"] = "bench-base", ["debounceSeconds"] = 0, ["steps"] = 1, ["batchSize"] = 2, ["blockSize"] = 16, ["warmupSteps"] = 0,
-            ["evalEvery"] = 1, ["evalTokens"] = 64, ["sampleTokens"] = 0, ["compareWithScratch"] = false,
-            ["gate"] = new JsonObject { ["minImprovementOverBase"] = -1, ["mustBeatChampion"] = false },
-        };
+        var spec = OneStepSpec();
         var dispatch = new List<double>();
         var subscriber = new List<double>();
         for (var run = 0; run < runs; run++)
         {
             var model = $"bench{run}";
             await pipeline.Blobs.WriteAsync(Containers.Datasets, $"{model}/{Containers.SpecFile}", new MemoryStream(Encoding.UTF8.GetBytes(spec.ToJsonString())));
-            var corpus = string.Concat(Enumerable.Range(0, 20).Select(i => $"{{\"text\": \"bench {run} document {i} with a few words\"}}\n"));
+            var corpus = Corpus(run);
             var written = DateTimeOffset.UtcNow;
             await pipeline.Blobs.WriteAsync(Containers.Datasets, $"{model}/data.jsonl", new MemoryStream(Encoding.UTF8.GetBytes(corpus)));
 
@@ -120,7 +111,25 @@ internal static class PipelineBench
         return (dispatch, subscriber);
     }
 
-    private static double Percentile(List<double> values, double p)
+    /// <summary>A one-layer byte model, <c>base-models/bench-base</c>: the trainer's start-up, not its arithmetic, is what the pipeline benchmarks time.</summary>
+    internal static void SaveTinyBase(string home)
+    {
+        var config = Pretraining.ConfigFor("tiny", "bytes") with { NLayer = 1, NEmbd = 32, NHead = 2, NPositions = 32 };
+        using var model = new Gpt2Model(config, seed: 1);
+        model.SavePretrained(Path.Combine(home, Containers.BaseModels, "bench-base"));
+    }
+
+    /// <summary>One training step on the tiny base, no scratch run, a gate that always publishes.</summary>
+    internal static JsonObject OneStepSpec() => new()
+    {
+        ["baseModel"] = "bench-base", ["debounceSeconds"] = 0, ["steps"] = 1, ["batchSize"] = 2, ["blockSize"] = 16, ["warmupSteps"] = 0,
+        ["evalEvery"] = 1, ["evalTokens"] = 64, ["sampleTokens"] = 0, ["compareWithScratch"] = false,
+        ["gate"] = new JsonObject { ["minImprovementOverBase"] = -1, ["mustBeatChampion"] = false },
+    };
+
+    internal static string Corpus(int run) => string.Concat(Enumerable.Range(0, 20).Select(i => $"{{\"text\": \"bench {run} document {i} with a few words\"}}\n"));
+
+    internal static double Percentile(List<double> values, double p)
     {
         var sorted = values.Order().ToList();
         return sorted[(int)Math.Min(sorted.Count - 1, Math.Ceiling(p * sorted.Count) - 1)];

@@ -7,6 +7,7 @@ using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
 using Serverless.Pipeline.Messaging;
+using Serverless.Pipeline.Publish;
 using OpenTelemetry.Trace;
 using Spectre.Console;
 
@@ -336,7 +337,8 @@ internal static class PipelineCommands
         var home = Home();
         var store = PipelineParts.Store();
         var reference = new Argument<string?>("model") { Description = "NAME, NAME@version or NAME@alias.", Arity = ArgumentArity.ZeroOrOne };
-        var command = new Command("models", "List registry models, a model's versions, or one version's manifest.") { reference, home, store };
+        var all = new Option<bool>("--all") { Description = $"With NAME: every version, not only the newest {ModelRegistry.DefaultHeadVersions}." };
+        var command = new Command("models", "List registry models, a model's versions, or one version's manifest.") { reference, all, home, store };
         command.SetAction(async (parse, cancellation) =>
         {
             var writer = parse.InvocationConfiguration.Output;
@@ -358,7 +360,7 @@ internal static class PipelineCommands
                 foreach (var name in names)
                 {
                     var index = (await registry.ReadIndexAsync(name, cancellation))!.Value.Index;
-                    table.AddRow(name, index.Versions.Count(v => v.State == "ready").ToString(),
+                    table.AddRow(name, index.Ready.ToString(),
                         index.Aliases.GetValueOrDefault("latest").ToString(), index.Aliases.GetValueOrDefault("champion").ToString());
                 }
 
@@ -371,14 +373,20 @@ internal static class PipelineCommands
             if (at < 0)
             {
                 var index = (await registry.ReadIndexAsync(model, cancellation))?.Index ?? throw new CliException($"the registry has no model '{model}'.");
+                var versions = await registry.ListVersionsAsync(model, parse.GetValue(all) ? int.MaxValue : ModelRegistry.DefaultHeadVersions, cancellation) ?? [];
                 var table = new Table().AddColumns("version", "state", "perplexity", "job", "created", "aliases");
-                foreach (var v in index.Versions)
+                foreach (var v in versions.Reverse())
                 {
                     table.AddRow(v.Version.ToString(), v.State, v.Perplexity.ToString("F3"), Markup.Escape(v.JobId), v.CreatedAt.ToString("u"),
                         string.Join(", ", index.Aliases.Where(a => a.Value == v.Version).Select(a => a.Key)));
                 }
 
                 Consoles.For(writer).Write(table);
+                if (versions.Count(v => v.State == "ready") < index.Ready)
+                {
+                    writer.WriteLine($"{index.Ready - versions.Count(v => v.State == "ready")} older version(s) not shown: tune models {model} --all");
+                }
+
                 return 0;
             }
 

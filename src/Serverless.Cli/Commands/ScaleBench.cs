@@ -24,9 +24,14 @@ internal static class ScaleBench
 {
     private static readonly JsonSerializerOptions RegistryJson = new(CloudEvent.JsonOptions) { WriteIndented = true };
 
-    public static JsonObject Run(IReadOnlyList<int> sizes, TimeSpan idle, TextWriter? log)
+    public static JsonObject Run(IReadOnlyList<int> sizes, TimeSpan idle, int dispatchJobs, TextWriter? log)
     {
         var results = new JsonObject { ["idle_seconds"] = idle.TotalSeconds, ["sizes"] = new JsonArray() };
+        if (dispatchJobs > 0)
+        {
+            results["dispatch"] = DispatchThroughputAsync(dispatchJobs, 2, log).GetAwaiter().GetResult();
+        }
+
         foreach (var size in sizes)
         {
             var row = MeasureAsync(size, idle, log).GetAwaiter().GetResult();
@@ -72,9 +77,10 @@ internal static class ScaleBench
             row["schedule_pass_ms"] = await TimeWarmAsync(() => runtime.Schedule.HandleAsync(runtime.Clock.GetUtcNow()));
 
             // Publish into one model: the 10th version, then (index grown to N − 1) the Nth.
-            var (at10, atN) = await PublishDepthAsync(pipeline, size);
+            var (at10, atN, upgrade) = await PublishDepthAsync(pipeline, size);
             row["publish_at_version_10_ms"] = at10;
-            row[$"publish_at_version_n_ms"] = atN;
+            row["publish_at_version_n_ms"] = atN;
+            row["publish_upgrading_an_old_index_ms"] = upgrade;
 
             // The first retention sweep over a history built in one go sweeps all of it (a one-time cost, timed here);
             // a long-running pipeline sweeps each job once, a week after it finished.
@@ -106,19 +112,144 @@ internal static class ScaleBench
             {
             }
 
+            // The same history under a real `tune up` process, which holds nothing but what it reads.
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            var (childCpu, childResident) = await TuneUpProcessAsync(home, TimeSpan.FromSeconds(20));
+            row["tune_up_process_resident_mb"] = childResident;
+            row["tune_up_process_cpu_share_of_one_core"] = childCpu;
+            log?.WriteLine($"  a separate tune up process on this history: resident {childResident:N0} MB, {childCpu:P1} of one core over its first 20 s");
             row["idle_cpu_share_of_one_core"] = Math.Round(cpu, 4);
             row["idle_blob_calls_per_minute"] = Math.Round(calls);
             row["idle_blob_calls_by_kind"] = counter.ByKind();
             row["resident_mb"] = Math.Round(resident / 1048576.0);
             log?.WriteLine($"  idle tune up: {cpu:P1} of one core, {calls:N0} blob calls/min ({counter.Describe()}), resident {resident / 1048576.0:N0} MB");
             log?.WriteLine($"  tune jobs (latest 50) {row["list_jobs_latest_50_ms"]} ms, tune jobs ID {row["show_job_ms"]} ms, tune models {row["list_models_ms"]} ms, tune models NAME {row["show_model_ms"]} ms");
-            log?.WriteLine($"  publish at version 10: {at10} ms, at version {size:N0}: {atN} ms; trainer watch pass {row["trainer_watch_pass_ms"]} ms, schedule pass {row["schedule_pass_ms"]} ms, retention sweep {row["retention_sweep_ms"]} ms (the first, over the whole new history: {row["first_retention_sweep_ms"]} ms)");
+            log?.WriteLine($"  publish at version 10: {at10} ms, at version {size:N0}: {atN} ms (the one before it, trimming an index of every version: {upgrade} ms); trainer watch pass {row["trainer_watch_pass_ms"]} ms, schedule pass {row["schedule_pass_ms"]} ms, retention sweep {row["retention_sweep_ms"]} ms (the first, over the whole new history: {row["first_retention_sweep_ms"]} ms)");
             return row;
         }
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(home, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="jobs"/> datasets dropped at once for as many models, each a one-step job on the tiny base with
+    /// real trainer processes, at most <paramref name="concurrent"/> at a time: jobs published per minute while the
+    /// queue drains, file → dispatch p50/p99, and the resident memory of the host as the history grows.
+    /// </summary>
+    private static async Task<JsonObject> DispatchThroughputAsync(int jobs, int concurrent, TextWriter? log)
+    {
+        var home = Path.Combine(Path.GetTempPath(), "tune-drain-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var pipeline = new EmbeddedPipeline(home, maxConcurrentJobs: concurrent);
+            PipelineBench.SaveTinyBase(home);
+            await pipeline.Runtime.Bus.EnsureTopologyAsync();
+            await pipeline.Bus.EnsureSubscriptionAsync(Entities.ModelEvents, "bench", SubscriptionFilter.All);
+            var entity = Entities.Subscription(Entities.ModelEvents, "bench");
+            var spec = PipelineBench.OneStepSpec().ToJsonString();
+            for (var i = 0; i < jobs; i++)
+            {
+                await pipeline.Blobs.WriteAsync(Containers.Datasets, $"drain-{i:D4}/{Containers.SpecFile}", new MemoryStream(Encoding.UTF8.GetBytes(spec)));
+            }
+
+            using var stop = new CancellationTokenSource();
+            var running = pipeline.RunAsync(stop.Token);
+            await Task.Delay(TimeSpan.FromSeconds(2));   // past start-up
+            var watch = Stopwatch.StartNew();
+            var written = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+            for (var i = 0; i < jobs; i++)
+            {
+                written[$"drain-{i:D4}"] = DateTimeOffset.UtcNow;
+                await pipeline.Blobs.WriteAsync(Containers.Datasets, $"drain-{i:D4}/data.jsonl", new MemoryStream(Encoding.UTF8.GetBytes(PipelineBench.Corpus(i))));
+            }
+
+            var published = 0;
+            var resident = new List<double>();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60 + (jobs * 30.0 / concurrent));
+            while (published < jobs)
+            {
+                foreach (var message in await pipeline.Bus.ReceiveAsync(entity, 50))
+                {
+                    await pipeline.Bus.CompleteAsync(entity, message);
+                    if (CloudEvent.Parse(message.Body).Type == nameof(ModelPublished) && ++published % Math.Max(1, jobs / 10) == 0)
+                    {
+                        resident.Add(Math.Round(Process.GetCurrentProcess().WorkingSet64 / 1048576.0));
+                        log?.WriteLine($"  {published} of {jobs} published in {watch.Elapsed.TotalSeconds:F0} s, resident {resident[^1]:N0} MB");
+                    }
+                }
+
+                if (DateTime.UtcNow > deadline || running.IsFaulted)
+                {
+                    await stop.CancelAsync();
+                    await running;
+                    throw new TimeoutException($"only {published} of {jobs} jobs were published in {watch.Elapsed.TotalSeconds:F0} s.");
+                }
+
+                await Task.Delay(100);
+            }
+
+            var elapsed = watch.Elapsed;
+            await stop.CancelAsync();
+            await running;
+            var dispatch = new List<double>();
+            await foreach (var job in pipeline.Runtime.Jobs.ListAsync())
+            {
+                dispatch.Add((job.History.First(t => t.State == JobState.Dispatched).At - written[job.Model]).TotalMilliseconds);
+            }
+
+            var row = new JsonObject
+            {
+                ["jobs"] = jobs, ["max_concurrent_jobs"] = concurrent, ["seconds"] = Math.Round(elapsed.TotalSeconds, 1),
+                ["jobs_per_minute"] = Math.Round(jobs / elapsed.TotalMinutes, 1),
+                ["file_to_dispatch_ms_p50"] = Math.Round(PipelineBench.Percentile(dispatch, 0.5)), ["file_to_dispatch_ms_p99"] = Math.Round(PipelineBench.Percentile(dispatch, 0.99)),
+                ["resident_mb_by_tenth"] = new JsonArray([.. resident.Select(r => (JsonNode)r)]),
+            };
+            log?.WriteLine($"dispatch: {jobs} one-step jobs for {jobs} models, {concurrent} trainers at a time: {row["jobs_per_minute"]} jobs/min; file → dispatch p50 {row["file_to_dispatch_ms_p50"]} ms, p99 {row["file_to_dispatch_ms_p99"]} ms (a job waits for the queue ahead of it)");
+            return row;
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(home, recursive: true);
+        }
+    }
+
+    /// <summary>Starts <c>tune up --no-console</c> on <paramref name="home"/>, and after <paramref name="run"/> reads its resident memory and CPU share, then stops it.</summary>
+    private static async Task<(double Cpu, double ResidentMb)> TuneUpProcessAsync(string home, TimeSpan run)
+    {
+        var self = Environment.ProcessPath!;
+        var start = Path.GetFileNameWithoutExtension(self) == "dotnet"
+            ? new ProcessStartInfo(self, [typeof(ScaleBench).Assembly.Location, "up", "--home", home, "--no-console"])
+            : new ProcessStartInfo(self, ["up", "--home", home, "--no-console"]);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            await Task.Delay(run);
+            process.Refresh();
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"tune up on the bench's history exited with {process.ExitCode}.");
+            }
+
+            return (Math.Round(process.TotalProcessorTime.TotalSeconds / watch.Elapsed.TotalSeconds, 4), Math.Round(process.WorkingSet64 / 1048576.0));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
         }
     }
 
@@ -157,11 +288,12 @@ internal static class ScaleBench
     }
 
     /// <summary>
-    /// One model, <c>deep</c>: ten versions published, timing the tenth; then its index grown to N − 1 versions (the
-    /// entries written in the registry's own format, as building them one publish at a time costs O(N²)), and version N
-    /// published and timed.
+    /// One model, <c>deep</c>: ten versions published, timing the tenth; then its index grown to N − 2 versions written
+    /// as the registry wrote them before its head existed (every version in <c>index.json</c>; building them one
+    /// publish at a time would cost O(N²)), version N − 1 published (the one-time upgrade: the head is trimmed, older
+    /// versions written to their entries), and version N published and timed.
     /// </summary>
-    private static async Task<(double At10, double AtN)> PublishDepthAsync(EmbeddedPipeline pipeline, int size)
+    private static async Task<(double At10, double AtN, double Upgrade)> PublishDepthAsync(EmbeddedPipeline pipeline, int size)
     {
         var registry = pipeline.Runtime.Registry;
         double last = 0;
@@ -170,12 +302,23 @@ internal static class ScaleBench
             last = await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{v}", "bench/candidate/", 10, new JsonObject(), "# card"));
         }
 
-        var index = (await registry.ReadIndexAsync("deep"))!.Value.Index;
+        if (size <= 12)
+        {
+            return (last, last, 0);
+        }
+
         var now = pipeline.Runtime.Clock.GetUtcNow();
-        var grown = index with { Versions = [.. index.Versions, .. Enumerable.Range(11, Math.Max(0, size - 11)).Select(v => new RegistryVersion(v, $"deep-job-{v}", "ready", now, 10))] };
-        await pipeline.Blobs.WriteAsync(Containers.Registry, "deep/index.json", new MemoryStream(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(grown, RegistryJson))));
-        var atN = size > 10 ? await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{size}", "bench/candidate/", 10, new JsonObject(), "# card")) : last;
-        return (last, atN);
+        var all = (await registry.ListVersionsAsync("deep"))!.OrderBy(v => v.Version).ToList();
+        var old = new JsonObject
+        {
+            ["model"] = "deep",
+            ["versions"] = JsonSerializer.SerializeToNode(all.Concat(Enumerable.Range(11, size - 12).Select(v => new RegistryVersion(v, $"deep-job-{v}", "ready", now, 10))).ToList(), RegistryJson),
+            ["aliases"] = new JsonObject { ["latest"] = size - 2, ["champion"] = 1 },
+        };
+        await pipeline.Blobs.WriteAsync(Containers.Registry, "deep/index.json", new MemoryStream(Encoding.UTF8.GetBytes(old.ToJsonString(RegistryJson))));
+        var upgrade = await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{size - 1}", "bench/candidate/", 10, new JsonObject(), "# card"));
+        var atN = await TimeAsync(() => registry.PublishAsync("deep", $"deep-job-{size}", "bench/candidate/", 10, new JsonObject(), "# card"));
+        return (last, atN, upgrade);
     }
 
     /// <summary>Milliseconds of the second of two calls: the first pays one-time costs (an index built over old history, caches).</summary>

@@ -104,18 +104,24 @@ public sealed class FolderBlobStore : IBlobStore
             yield break;
         }
 
-        // Start at the deepest folder the prefix names (jobs/recent/, model-registry/m/3/): a listing costs what is
-        // under its prefix, not the whole container.
-        var folder = prefix.LastIndexOf('/') is var slash and > 0 && BlobNames.Problem(prefix[..slash]) is null
-            ? Path.Combine(root, prefix[..slash].Replace('/', Path.DirectorySeparatorChar))
-            : root;
+        // Start at the deepest folder the prefix names (jobs/recent/, model-registry/m/3/), and there descend only into
+        // what the rest of the prefix matches (m/version-): a listing costs what is under its prefix, not the container.
+        var slash = prefix.LastIndexOf('/');
+        var inFolder = slash > 0 && BlobNames.Problem(prefix[..slash]) is null;
+        var folder = inFolder ? Path.Combine(root, prefix[..slash].Replace('/', Path.DirectorySeparatorChar)) : root;
+        var rest = inFolder ? prefix[(slash + 1)..] : prefix.Contains('/', StringComparison.Ordinal) ? "" : prefix;
         if (!Directory.Exists(folder))
         {
             yield break;
         }
 
+        var top = new DirectoryInfo(folder);
+        var candidates = rest.Length == 0
+            ? top.EnumerateFiles("*", SearchOption.AllDirectories)
+            : top.EnumerateFileSystemInfos().Where(i => i.Name.StartsWith(rest, StringComparison.Ordinal))
+                .SelectMany(i => i is DirectoryInfo d ? d.EnumerateFiles("*", SearchOption.AllDirectories) : [(FileInfo)i]);
         var items = new List<BlobItem>();
-        foreach (var file in new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories))
+        foreach (var file in candidates)
         {
             var name = Path.GetRelativePath(root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
             if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.Contains(TempMarker, StringComparison.Ordinal)

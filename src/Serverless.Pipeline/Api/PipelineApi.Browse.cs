@@ -109,7 +109,8 @@ public sealed partial class PipelineApi
 
         if (await registry.FindVersionAsync(name, selector, cancellationToken) is not { } version)
         {
-            return ApiResult.Error(HttpStatusCode.NotFound, $"'{name}@{selector}' names no ready version (versions: {string.Join(", ", found.Index.Versions.Where(v => v.State == "ready").Select(v => v.Version))}).");
+            var newest = found.Index.Versions.Where(v => v.State == "ready").Select(v => v.Version).ToList();
+            return ApiResult.Error(HttpStatusCode.NotFound, $"'{name}@{selector}' names no ready version ({(found.Index.HasOlder ? "newest versions" : "versions")}: {string.Join(", ", newest)}).");
         }
 
         var prefix = $"{name}/{version}/";
@@ -119,7 +120,7 @@ public sealed partial class PipelineApi
             files.Add(new JsonObject { ["name"] = item.Name[prefix.Length..], ["length"] = item.Length });
         }
 
-        var entry = found.Index.Versions.First(v => v.Version == version);
+        var entry = await registry.GetVersionAsync(name, version, cancellationToken);
         return new ApiResult(HttpStatusCode.OK, new JsonObject
         {
             ["model"] = name,

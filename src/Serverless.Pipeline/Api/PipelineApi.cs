@@ -40,14 +40,14 @@ public sealed partial class PipelineApi(JobStore jobs, ModelRegistry registry, I
         {
             if (item.Name.EndsWith("/index.json", StringComparison.Ordinal) && await registry.ReadIndexAsync(item.Name[..^11], cancellationToken) is { } found)
             {
-                models.Add(JsonSerializer.SerializeToNode(found.Index, Json));
+                models.Add(JsonSerializer.SerializeToNode(found.Index.Normalized(), Json));
             }
         }
 
         return new ApiResult(HttpStatusCode.OK, new JsonObject { ["models"] = models });
     }
 
-    /// <summary>GET /api/models/{name}: versions, aliases and each version's metrics.</summary>
+    /// <summary>GET /api/models/{name}: the newest versions, aliases and each listed version's metrics.</summary>
     public async Task<ApiResult> GetModelAsync(string name, CancellationToken cancellationToken = default)
     {
         if (BlobNames.Problem(name) is not null || !IsModelName(name))
@@ -60,7 +60,10 @@ public sealed partial class PipelineApi(JobStore jobs, ModelRegistry registry, I
             return ApiResult.Error(HttpStatusCode.NotFound, $"no model '{name}' in the registry.");
         }
 
-        var body = JsonSerializer.SerializeToNode(found.Index, Json)!.AsObject();
+        // The head's versions (the newest, every pending one, the aliases' targets): constant work however many
+        // versions the model has. `older` says whether more exist; `tune models NAME --all` lists them.
+        var body = JsonSerializer.SerializeToNode(found.Index.Normalized(), Json)!.AsObject();
+        body["older"] = found.Index.HasOlder;
         var metrics = new JsonObject();
         foreach (var version in found.Index.Versions.Where(v => v.State == "ready"))
         {

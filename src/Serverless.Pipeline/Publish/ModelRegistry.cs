@@ -21,9 +21,26 @@ public sealed record PublishedVersion(int Version, IReadOnlyDictionary<string, s
 /// are written, then the index marks it ready and moves the aliases — each step idempotent, so a publish interrupted
 /// anywhere and repeated ends with exactly one version per job, and racing publishers get distinct versions.
 /// </summary>
-public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvider clock)
+/// <remarks>
+/// <c>index.json</c> is a head of constant size: the newest <c>headVersions</c> ready versions, every pending one and
+/// each alias's target. A ready version that leaves it is first written to its immutable entry
+/// <c>{model}/version-{v:D10}.json</c>, and a claimed version is recorded under its job
+/// (<c>{model}/job-{jobId}.json</c>), so a publish costs the same at version 10 and at version 10,000 and a job still
+/// yields at most one version however far its version has moved out of the head. A head written before entries
+/// existed (every version in it) is trimmed by the first publish after the upgrade.
+/// </remarks>
+public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvider clock, int headVersions = ModelRegistry.DefaultHeadVersions)
 {
+    /// <summary>Ready versions <c>index.json</c> keeps (besides pending ones and alias targets). <value>20</value>.</summary>
+    public const int DefaultHeadVersions = 20;
+
     private static readonly JsonSerializerOptions Json = new(CloudEvent.JsonOptions) { WriteIndented = true };
+
+    /// <summary>The immutable entry of a version that has left the head: <c>{model}/version-{v:D10}.json</c>.</summary>
+    public static string EntryName(string model, int version) => $"{model}/version-{version.ToString("D10", System.Globalization.CultureInfo.InvariantCulture)}.json";
+
+    /// <summary>Which version a job claimed: <c>{model}/job-{jobId}.json</c>.</summary>
+    public static string JobClaimName(string model, string jobId) => $"{model}/job-{jobId}.json";
 
     /// <summary>The files of a candidate that go into a version.</summary>
     public static IReadOnlyList<string> VersionFiles { get; } = ["config.json", "model.safetensors", "metrics.json", "report.md", "loss.png"];
@@ -58,13 +75,53 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
             return null;
         }
 
-        var ready = found.Index.Versions.Where(v => v.State == "ready").Select(v => v.Version).ToHashSet();
-        if (int.TryParse(selector, out var number))
+        var number = int.TryParse(selector, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
+            : found.Index.Aliases.TryGetValue(selector, out var aliased) ? aliased : 0;
+        return number > 0 && await EntryAsync(model, found.Index, number, cancellationToken) is { State: "ready" } ? number : null;
+    }
+
+    /// <summary>A version's entry (from the head, or from its own entry once it has left the head), or null.</summary>
+    public async Task<RegistryVersion?> GetVersionAsync(string model, int version, CancellationToken cancellationToken = default) =>
+        await ReadIndexAsync(model, cancellationToken) is { } found ? await EntryAsync(model, found.Index, version, cancellationToken) : null;
+
+    /// <summary>
+    /// The model's versions, newest first: the head's, then (only when more than the head's are asked for) the
+    /// entries of older ones, up to <paramref name="limit"/>. Null when the model has no index.
+    /// </summary>
+    public async Task<IReadOnlyList<RegistryVersion>?> ListVersionsAsync(string model, int limit = int.MaxValue, CancellationToken cancellationToken = default)
+    {
+        if (await ReadIndexAsync(model, cancellationToken) is not { } found)
         {
-            return ready.Contains(number) ? number : null;
+            return null;
         }
 
-        return found.Index.Aliases.TryGetValue(selector, out var aliased) && ready.Contains(aliased) ? aliased : null;
+        var versions = found.Index.Versions.OrderByDescending(v => v.Version).ToList();
+        if (versions.Count >= limit || !found.Index.HasOlder)
+        {
+            return versions.Take(limit).ToList();
+        }
+
+        var inHead = versions.ToDictionary(v => v.Version);
+        var numbers = new HashSet<int>(inHead.Keys);
+        await foreach (var item in blobs.ListAsync(Containers.Registry, $"{model}/version-", cancellationToken))
+        {
+            if (item.Name.Length == model.Length + 24 && int.TryParse(item.Name.AsSpan(model.Length + 9, 10), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var number))
+            {
+                numbers.Add(number);
+            }
+        }
+
+        versions = [];
+        foreach (var number in numbers.OrderDescending().Take(limit))
+        {
+            if ((inHead.GetValueOrDefault(number) ?? await ReadEntryAsync(EntryName(model, number), cancellationToken)) is { } entry)
+            {
+                versions.Add(entry);
+            }
+        }
+
+        return versions;
     }
 
     /// <summary>Publishes the candidate under <paramref name="candidatePrefix"/> (in <c>checkpoints</c>) as a new version, or finishes the job's version if one was already claimed.</summary>
@@ -156,50 +213,86 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
 
     private async Task<int> ClaimAsync(string model, string jobId, double perplexity, CancellationToken cancellationToken)
     {
+        int version;
         while (true)
         {
             var found = await ReadIndexAsync(model, cancellationToken);
-            var index = found?.Index ?? new RegistryIndex(model, [], new Dictionary<string, int>());
+            var index = (found?.Index ?? new RegistryIndex(model, [], new Dictionary<string, int>())).Normalized();
             if (index.Versions.FirstOrDefault(v => v.JobId == jobId) is { } existing)
             {
-                return existing.Version;
+                version = existing.Version;
+                break;
             }
 
-            var version = index.Versions.Count == 0 ? 1 : index.Versions.Max(v => v.Version) + 1;
-            var claimed = index with { Versions = [.. index.Versions, new RegistryVersion(version, jobId, "pending", clock.GetUtcNow(), perplexity)] };
-            if (await TryWriteIndexAsync(model, claimed, found?.ETag, cancellationToken))
+            // Its version may have left the head long ago (the job's claim says which).
+            if (index.HasOlder && await ReadClaimAsync(model, jobId, cancellationToken) is { } claimed)
             {
-                return version;
+                version = claimed;
+                break;
+            }
+
+            version = index.Latest + 1;
+            var next = index with { Versions = [.. index.Versions, new RegistryVersion(version, jobId, "pending", clock.GetUtcNow(), perplexity)], Latest = version };
+            if (await TryWriteIndexAsync(model, next, found?.ETag, cancellationToken))
+            {
+                break;
             }
         }
+
+        // Before any file is copied, so the claim is on record before the version can ever leave the head.
+        await WriteOnceAsync(JobClaimName(model, jobId), new JsonObject { ["version"] = version, ["jobId"] = jobId }.ToJsonString(Json), cancellationToken);
+        return version;
     }
 
     private async Task<IReadOnlyList<string>> MarkReadyAsync(string model, int version, double perplexity, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var (index, etag) = (await ReadIndexAsync(model, cancellationToken))!.Value;
+            var (read, etag) = (await ReadIndexAsync(model, cancellationToken))!.Value;
+            var index = read.Normalized();
+            if (index.Versions.FirstOrDefault(v => v.Version == version) is not { } entry)
+            {
+                // Already ready and moved out of the head by later publishes: nothing left to do but name its aliases.
+                return index.Aliases.Where(a => a.Value == version).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
+            }
+
+            var becomesReady = entry.State != "ready";
             var versions = index.Versions.Select(v => v.Version == version ? v with { State = "ready" } : v).ToList();
-            var ready = versions.Where(v => v.State == "ready").ToList();
-            var aliases = new Dictionary<string, int>(index.Aliases) { ["latest"] = ready.Max(v => v.Version) };
+            var latest = versions.Where(v => v.State == "ready").Max(v => v.Version);
+            var aliases = new Dictionary<string, int>(index.Aliases) { ["latest"] = Math.Max(latest, index.Aliases.GetValueOrDefault("latest")) };
             var champion = index.Aliases.TryGetValue("champion", out var c) ? versions.FirstOrDefault(v => v.Version == c) : null;
             if (champion is null || perplexity < champion.Perplexity || champion.Version == version)
             {
                 aliases["champion"] = version;
             }
 
-            if (await TryWriteIndexAsync(model, index with { Versions = versions, Aliases = aliases }, etag, cancellationToken))
+            var next = index with { Versions = versions, Aliases = aliases, ReadyCount = index.ReadyCount + (becomesReady ? 1 : 0) };
+            if (await TryWriteIndexAsync(model, next, etag, cancellationToken))
             {
                 return aliases.Where(a => a.Value == version).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
             }
         }
     }
 
+    /// <summary>
+    /// Writes the head conditionally. Ready versions beyond the newest <c>headVersions</c> (never a pending one or an
+    /// alias's target) leave it, each written to its immutable entry first: a crash between the two leaves a version
+    /// in both, identical, which readers take from the head.
+    /// </summary>
     private async Task<bool> TryWriteIndexAsync(string model, RegistryIndex index, string? etag, CancellationToken cancellationToken)
     {
+        var keep = index.Versions.Where(v => v.State == "ready").OrderByDescending(v => v.Version).Take(headVersions).Select(v => v.Version)
+            .Concat(index.Aliases.Values).ToHashSet();
+        var leaving = index.Versions.Where(v => v.State == "ready" && !keep.Contains(v.Version)).ToList();
+        foreach (var entry in leaving)
+        {
+            await WriteOnceAsync(EntryName(model, entry.Version), JsonSerializer.Serialize(entry, Json), cancellationToken);
+        }
+
+        var head = index with { Versions = [.. index.Versions.Where(v => v.State != "ready" || keep.Contains(v.Version))] };
         try
         {
-            var content = new MemoryStream(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(index, Json)));
+            var content = new MemoryStream(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(head, Json)));
             await blobs.WriteAsync(Containers.Registry, $"{model}/index.json", content, etag is null ? BlobCondition.NotExists : BlobCondition.Match(etag), cancellationToken);
             return true;
         }
@@ -207,6 +300,40 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         {
             return false;
         }
+    }
+
+    private async Task<RegistryVersion?> EntryAsync(string model, RegistryIndex index, int version, CancellationToken cancellationToken)
+    {
+        if (index.Versions.FirstOrDefault(v => v.Version == version) is { } inHead)
+        {
+            return inHead;
+        }
+
+        return version >= 1 && version <= index.HighestVersion && index.HasOlder ? await ReadEntryAsync(EntryName(model, version), cancellationToken) : null;
+    }
+
+    private async Task<RegistryVersion?> ReadEntryAsync(string name, CancellationToken cancellationToken)
+    {
+        var opened = await blobs.OpenReadAsync(Containers.Registry, name, cancellationToken);
+        if (opened is null)
+        {
+            return null;
+        }
+
+        await using var content = opened.Value.Content;
+        return await JsonSerializer.DeserializeAsync<RegistryVersion>(content, Json, cancellationToken);
+    }
+
+    private async Task<int?> ReadClaimAsync(string model, string jobId, CancellationToken cancellationToken)
+    {
+        var opened = await blobs.OpenReadAsync(Containers.Registry, JobClaimName(model, jobId), cancellationToken);
+        if (opened is null)
+        {
+            return null;
+        }
+
+        await using var content = opened.Value.Content;
+        return (await JsonNode.ParseAsync(content, cancellationToken: cancellationToken))?["version"]?.GetValue<int>();
     }
 
     private async Task WriteOnceAsync(string name, string text, CancellationToken cancellationToken)

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Serverless.Pipeline.Publish;
 
 /// <summary>One version in a model's registry index.</summary>
@@ -8,8 +10,35 @@ namespace Serverless.Pipeline.Publish;
 /// <param name="Perplexity">The candidate's validation perplexity.</param>
 public sealed record RegistryVersion(int Version, string JobId, string State, DateTimeOffset CreatedAt, double Perplexity);
 
-/// <summary><c>model-registry/{model}/index.json</c>: the versions and the aliases (<c>latest</c>, <c>champion</c>).</summary>
+/// <summary>
+/// <c>model-registry/{model}/index.json</c>, the model's head: the newest versions, every pending one and each alias's
+/// target, and the aliases (<c>latest</c>, <c>champion</c>). Older ready versions leave the head for immutable entries
+/// (<c>{model}/version-{v:D10}.json</c>), so the head, rewritten on every publish, stays the same size however many
+/// versions a model has. <see cref="ModelRegistry.ListVersionsAsync"/> reads both.
+/// </summary>
 /// <param name="Model">The model.</param>
-/// <param name="Versions">Every version, oldest first.</param>
+/// <param name="Versions">The versions in the head, oldest first.</param>
 /// <param name="Aliases">Alias → version.</param>
-public sealed record RegistryIndex(string Model, IReadOnlyList<RegistryVersion> Versions, IReadOnlyDictionary<string, int> Aliases);
+public sealed record RegistryIndex(string Model, IReadOnlyList<RegistryVersion> Versions, IReadOnlyDictionary<string, int> Aliases)
+{
+    /// <summary>The highest version ever claimed (0: none). Heads written before it existed hold every version, so it is derived from them.</summary>
+    public int Latest { get; init; }
+
+    /// <summary>How many versions are ready, in the head and out of it.</summary>
+    public int ReadyCount { get; init; }
+
+    /// <summary><see cref="Latest"/>, or for a head written before it existed, the highest version it lists.</summary>
+    [JsonIgnore]
+    public int HighestVersion => Math.Max(Latest, Versions.Count == 0 ? 0 : Versions.Max(v => v.Version));
+
+    /// <summary><see cref="ReadyCount"/>, or for a head written before it existed (which lists every version), the ready ones it lists.</summary>
+    [JsonIgnore]
+    public int Ready => Latest == 0 ? Versions.Count(v => v.State == "ready") : ReadyCount;
+
+    /// <summary>Whether versions older than the head's exist (in entries).</summary>
+    [JsonIgnore]
+    public bool HasOlder => Ready > Versions.Count(v => v.State == "ready");
+
+    /// <summary>This head with <see cref="Latest"/> and <see cref="ReadyCount"/> filled in, as every head written now has them.</summary>
+    public RegistryIndex Normalized() => this with { Latest = HighestVersion, ReadyCount = Ready };
+}

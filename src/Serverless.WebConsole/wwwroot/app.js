@@ -273,9 +273,8 @@ async function modelsPage() {
     const { models } = await api('/api/models');
     if (!models.length) main.append(el('p', { class: 'muted' }, 'No model in the registry yet: upload a dataset on the Data page.'));
     for (const index of models) {
-      const ready = index.versions.filter(v => v.state === 'ready');
       const link = v => v ? el('a', { href: `#/models/${enc(index.model)}/versions/${v}` }, `version ${v}`) : '—';
-      body.append(el('tr', {}, el('td', {}, el('a', { href: `#/models/${enc(index.model)}` }, index.model)), el('td', { class: 'num' }, ready.length),
+      body.append(el('tr', {}, el('td', {}, el('a', { href: `#/models/${enc(index.model)}` }, index.model)), el('td', { class: 'num' }, index.readyCount),
         el('td', {}, link(index.aliases.latest)), el('td', {}, link(index.aliases.champion))));
     }
   } catch (error) {
@@ -296,6 +295,7 @@ async function modelPage(name) {
         el('td', {}, v.state === 'ready' ? el('a', { href: `#/models/${enc(name)}/versions/${v.version}` }, `version ${v.version}`) : `version ${v.version}`),
         el('td', {}, v.state), el('td', { class: 'num' }, fmt(v.perplexity)), el('td', {}, el('a', { href: `#/jobs/${enc(v.jobId)}` }, v.jobId)),
         el('td', {}, when(v.createdAt)), el('td', {}, aliasesOf(v.version)))))),
+    model.older ? el('p', { class: 'muted' }, `The newest versions of ${model.readyCount}; older ones: tune models ${name} --all`) : '',
     ready.length > 1 ? section('Compare two versions', el('form', { class: 'filters', onsubmit: e => { e.preventDefault(); location.hash = `#/compare/${enc(name)}/${left.value}/${right.value}`; } },
       el('label', { for: 'compare-left' }, 'Left'), left, el('label', { for: 'compare-right' }, 'Right'), right, el('button', { type: 'submit' }, 'Compare'))) : '');
 }

@@ -95,6 +95,57 @@ public sealed class ScheduleAndRegistryTests : IDisposable
     }
 
     [Fact]
+    public async Task Registry_AnIndexOfEveryVersion_IsTrimmedToItsHeadByTheNextPublish_AndEveryVersionStaysReachable()
+    {
+        var blobs = new FolderBlobStore(_home);
+        var registry = new ModelRegistry(blobs, new LocalFiles(blobs), TimeProvider.System, headVersions: 5);
+        foreach (var file in ModelRegistry.VersionFiles)
+        {
+            await blobs.WriteAsync(Containers.Checkpoints, $"c/candidate/{file}", new MemoryStream(Encoding.UTF8.GetBytes(file)));
+        }
+
+        // An index as the registry wrote it before it had a head: 30 versions in index.json, version 7 the champion.
+        var old = new JsonObject
+        {
+            ["model"] = "deep",
+            ["versions"] = new JsonArray([.. Enumerable.Range(1, 30).Select(v => (JsonNode)new JsonObject
+            {
+                ["version"] = v, ["jobId"] = $"job-{v}", ["state"] = "ready", ["createdAt"] = "2026-01-01T00:00:00+00:00", ["perplexity"] = v == 7 ? 2.0 : 10.0,
+            })]),
+            ["aliases"] = new JsonObject { ["latest"] = 30, ["champion"] = 7 },
+        };
+        await blobs.WriteAsync(Containers.Registry, "deep/index.json", new MemoryStream(Encoding.UTF8.GetBytes(old.ToJsonString())));
+        (await registry.FindVersionAsync("deep", "3")).ShouldBe(3, "an old index is read as it is");
+
+        var published = await registry.PublishAsync("deep", "job-31", "c/candidate/", 9, [], "# 31");
+
+        published.Version.ShouldBe(31);
+        published.Aliases.ShouldBe(["latest"]);
+        var index = (await registry.ReadIndexAsync("deep"))!.Value.Index;
+        index.Versions.Select(v => v.Version).ShouldBe([7, 27, 28, 29, 30, 31], "the newest five and the champion");
+        (index.Latest, index.ReadyCount, index.HasOlder).ShouldBe((31, 31, true));
+        File.Exists(Path.Combine(_home, Containers.Registry, "deep", "version-0000000003.json")).ShouldBeTrue();
+        var all = (await registry.ListVersionsAsync("deep"))!;
+        all.Select(v => v.Version).ShouldBe(Enumerable.Range(1, 31).Reverse());
+        (await registry.ListVersionsAsync("deep", limit: 8))!.Select(v => v.Version).ShouldBe([31, 30, 29, 28, 27, 26, 25, 24], "the newest, from the head and the entries");
+        (await registry.FindVersionAsync("deep", "3")).ShouldBe(3);
+        (await registry.FindVersionAsync("deep", "champion")).ShouldBe(7);
+        (await registry.FindVersionAsync("deep", "32")).ShouldBeNull();
+        (await registry.GetVersionAsync("deep", 3))!.JobId.ShouldBe("job-3");
+
+        // A job whose version left the head long ago still yields that version, not a new one.
+        (await registry.PublishAsync("deep", "job-31", "c/candidate/", 9, [], "# 31")).Version.ShouldBe(31);
+        for (var v = 32; v <= 40; v++)
+        {
+            await registry.PublishAsync("deep", $"job-{v}", "c/candidate/", 9, [], $"# {v}");
+        }
+
+        (await registry.PublishAsync("deep", "job-31", "c/candidate/", 9, [], "# 31")).Version.ShouldBe(31, "its claim record names it");
+        index = (await registry.ReadIndexAsync("deep"))!.Value.Index;
+        (index.Versions.Count, index.ReadyCount, index.Aliases["latest"], index.Aliases["champion"]).ShouldBe((6, 40, 40, 7));
+    }
+
+    [Fact]
     public async Task Publish_CopiesTheDataEfficiencyPlot_WhenTheCandidateHasOne_AndNeedsItNot()
     {
         var blobs = new FolderBlobStore(_home);

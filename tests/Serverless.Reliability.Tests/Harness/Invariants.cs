@@ -72,7 +72,15 @@ internal static class Invariants
         {
             var model = Path.GetFileName(modelDir);
             var index = JsonNode.Parse(File.ReadAllText(Path.Combine(modelDir, "index.json")))!;
-            var listed = index["versions"]!.AsArray().Select(v => (Version: v!["version"]!.GetValue<int>(), Job: v["jobId"]!.GetValue<string>(), State: v["state"]!.GetValue<string>())).ToList();
+            static (int Version, string Job, string State) Entry(JsonNode? v) => (v!["version"]!.GetValue<int>(), v["jobId"]!.GetValue<string>(), v["state"]!.GetValue<string>());
+            var listed = index["versions"]!.AsArray().Select(Entry).ToList();
+
+            // Versions that left the head live in their own entries (a version in both, after a crash, counts once: the head's).
+            listed.AddRange(Directory.GetFiles(modelDir, "version-*.json").Select(f => Entry(JsonNode.Parse(File.ReadAllText(f)))).Where(e => listed.All(l => l.Version != e.Version)));
+            if (index["readyCount"] is { } readyCount && readyCount.GetValue<int>() != listed.Count(v => v.State == "ready"))
+            {
+                violations.Add($"{model}'s index counts {readyCount} ready versions, {listed.Count(v => v.State == "ready")} exist");
+            }
             foreach (var dup in listed.GroupBy(v => v.Job).Where(g => g.Count() > 1))
             {
                 violations.Add($"job {dup.Key} has {dup.Count()} versions of {model}");
