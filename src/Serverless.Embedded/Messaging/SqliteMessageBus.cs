@@ -282,7 +282,12 @@ public sealed class SqliteMessageBus : IMessageBus
     /// <summary>Holds this process's write turn on the file until disposed (after the connection, declared later, is).</summary>
     private WriteTurn Gate()
     {
-        Monitor.Enter(_writer);
+        // Bounded like SQLite's own busy timeout: a thread queued behind others never waits longer than one would.
+        if (!Monitor.TryEnter(_writer, TimeSpan.FromSeconds(30)))
+        {
+            throw new TimeoutException("The embedded broker's database stayed busy for 30 s within this process.");
+        }
+
         return new WriteTurn(_writer);
     }
 

@@ -85,8 +85,8 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         await ReadIndexAsync(model, cancellationToken) is { } found ? await EntryAsync(model, found.Index, version, cancellationToken) : null;
 
     /// <summary>
-    /// The model's versions, newest first: the head's, then (only when more than the head's are asked for) the
-    /// entries of older ones, up to <paramref name="limit"/>. Null when the model has no index.
+    /// The model's newest <paramref name="limit"/> versions, newest first, each from the head or its entry (one read
+    /// per version not in the head). Null when the model has no index.
     /// </summary>
     public async Task<IReadOnlyList<RegistryVersion>?> ListVersionsAsync(string model, int limit = int.MaxValue, CancellationToken cancellationToken = default)
     {
@@ -95,25 +95,11 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
             return null;
         }
 
-        var versions = found.Index.Versions.OrderByDescending(v => v.Version).ToList();
-        if (versions.Count >= limit || !found.Index.HasOlder)
-        {
-            return versions.Take(limit).ToList();
-        }
-
-        var inHead = versions.ToDictionary(v => v.Version);
-        var numbers = new HashSet<int>(inHead.Keys);
-        await foreach (var item in blobs.ListAsync(Containers.Registry, $"{model}/version-", cancellationToken))
-        {
-            if (item.Name.Length == model.Length + 24 && int.TryParse(item.Name.AsSpan(model.Length + 9, 10), System.Globalization.NumberStyles.None,
-                System.Globalization.CultureInfo.InvariantCulture, out var number))
-            {
-                numbers.Add(number);
-            }
-        }
-
-        versions = [];
-        foreach (var number in numbers.OrderDescending().Take(limit))
+        // Every number up to the highest is in the head or, once it left the head ready, in its entry.
+        var index = found.Index;
+        var inHead = index.Versions.ToDictionary(v => v.Version);
+        var versions = new List<RegistryVersion>();
+        for (var number = index.HighestVersion; number >= 1 && versions.Count < limit; number--)
         {
             if ((inHead.GetValueOrDefault(number) ?? await ReadEntryAsync(EntryName(model, number), cancellationToken)) is { } entry)
             {
@@ -233,7 +219,7 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
 
             version = index.Latest + 1;
             var next = index with { Versions = [.. index.Versions, new RegistryVersion(version, jobId, "pending", clock.GetUtcNow(), perplexity)], Latest = version };
-            if (await TryWriteIndexAsync(model, next, found?.ETag, cancellationToken))
+            if (await TryWriteIndexAsync(model, next.Normalized(), found?.ETag, cancellationToken))
             {
                 break;
             }
@@ -256,7 +242,6 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
                 return index.Aliases.Where(a => a.Value == version).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
             }
 
-            var becomesReady = entry.State != "ready";
             var versions = index.Versions.Select(v => v.Version == version ? v with { State = "ready" } : v).ToList();
             var latest = versions.Where(v => v.State == "ready").Max(v => v.Version);
             var aliases = new Dictionary<string, int>(index.Aliases) { ["latest"] = Math.Max(latest, index.Aliases.GetValueOrDefault("latest")) };
@@ -266,7 +251,7 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
                 aliases["champion"] = version;
             }
 
-            var next = index with { Versions = versions, Aliases = aliases, ReadyCount = index.ReadyCount + (becomesReady ? 1 : 0) };
+            var next = (index with { Versions = versions, Aliases = aliases }).Normalized();
             if (await TryWriteIndexAsync(model, next, etag, cancellationToken))
             {
                 return aliases.Where(a => a.Value == version).Select(a => a.Key).Order(StringComparer.Ordinal).ToList();
@@ -286,6 +271,8 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         var leaving = index.Versions.Where(v => v.State == "ready" && !keep.Contains(v.Version)).ToList();
         foreach (var entry in leaving)
         {
+            // The job's claim first: a version published before claims were recorded gets one as it leaves.
+            await WriteOnceAsync(JobClaimName(model, entry.JobId), new JsonObject { ["version"] = entry.Version, ["jobId"] = entry.JobId }.ToJsonString(Json), cancellationToken);
             await WriteOnceAsync(EntryName(model, entry.Version), JsonSerializer.Serialize(entry, Json), cancellationToken);
         }
 

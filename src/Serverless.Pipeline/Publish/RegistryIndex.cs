@@ -24,20 +24,23 @@ public sealed record RegistryIndex(string Model, IReadOnlyList<RegistryVersion> 
     /// <summary>The highest version ever claimed (0: none). Heads written before it existed hold every version, so it is derived from them.</summary>
     public int Latest { get; init; }
 
-    /// <summary>How many versions are ready, in the head and out of it.</summary>
+    /// <summary>How many versions are ready, in the head and out of it (as written; readers use <see cref="Ready"/>).</summary>
     public int ReadyCount { get; init; }
 
-    /// <summary><see cref="Latest"/>, or for a head written before it existed, the highest version it lists.</summary>
+    /// <summary><see cref="Latest"/>, or for a head written before it existed, the highest version it lists (the newest is always in the head).</summary>
     [JsonIgnore]
     public int HighestVersion => Math.Max(Latest, Versions.Count == 0 ? 0 : Versions.Max(v => v.Version));
 
-    /// <summary><see cref="ReadyCount"/>, or for a head written before it existed (which lists every version), the ready ones it lists.</summary>
+    /// <summary>
+    /// Ready versions: the head's, plus every number up to <see cref="HighestVersion"/> that is not in the head — only a
+    /// ready version ever leaves it (to its entry), so that count is exact whatever wrote the head.
+    /// </summary>
     [JsonIgnore]
-    public int Ready => Latest == 0 ? Versions.Count(v => v.State == "ready") : ReadyCount;
+    public int Ready => Versions.Count(v => v.State == "ready") + (HighestVersion - Versions.Count);
 
     /// <summary>Whether versions older than the head's exist (in entries).</summary>
     [JsonIgnore]
-    public bool HasOlder => Ready > Versions.Count(v => v.State == "ready");
+    public bool HasOlder => Versions.Count < HighestVersion;
 
     /// <summary>This head with <see cref="Latest"/> and <see cref="ReadyCount"/> filled in, as every head written now has them.</summary>
     public RegistryIndex Normalized() => this with { Latest = HighestVersion, ReadyCount = Ready };

@@ -128,6 +128,8 @@ public sealed class ScheduleAndRegistryTests : IDisposable
         var all = (await registry.ListVersionsAsync("deep"))!;
         all.Select(v => v.Version).ShouldBe(Enumerable.Range(1, 31).Reverse());
         (await registry.ListVersionsAsync("deep", limit: 8))!.Select(v => v.Version).ShouldBe([31, 30, 29, 28, 27, 26, 25, 24], "the newest, from the head and the entries");
+        (await registry.ListVersionsAsync("deep", limit: 6))!.Select(v => v.Version).ShouldBe([31, 30, 29, 28, 27, 26], "not the old champion the head also holds");
+        (await registry.PublishAsync("deep", "job-3", "c/candidate/", 9, [], "# 3")).Version.ShouldBe(3, "a version from before the upgrade got its job's claim as it left the head");
         (await registry.FindVersionAsync("deep", "3")).ShouldBe(3);
         (await registry.FindVersionAsync("deep", "champion")).ShouldBe(7);
         (await registry.FindVersionAsync("deep", "32")).ShouldBeNull();
