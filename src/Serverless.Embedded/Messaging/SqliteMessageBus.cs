@@ -25,6 +25,8 @@ public sealed class SqliteMessageBus : IMessageBus
     private readonly string _connectionString;
     private readonly TimeProvider _clock;
     private readonly object _writer;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (EntityRow Row, long ReadAt)> _entities = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _sweptDuplicatesAt = new(StringComparer.Ordinal);
 
     /// <summary>Opens (creating if needed) the broker in <paramref name="path"/>.</summary>
     public SqliteMessageBus(string path, TimeProvider? clock = null)
@@ -77,12 +79,21 @@ public sealed class SqliteMessageBus : IMessageBus
         using var gate = Gate();
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
-        var entity = Entity(connection, transaction, queue) ?? throw new InvalidOperationException($"Queue '{queue}' does not exist.");
+        var entity = CachedEntity(connection, transaction, queue) ?? throw new InvalidOperationException($"Queue '{queue}' does not exist.");
         if (entity.DedupMs is { } window)
         {
-            Execute(connection, transaction, "DELETE FROM duplicates WHERE entity = $e AND expires_at <= $now", ("$e", queue), ("$now", now));
-            var inserted = Execute(connection, transaction, "INSERT OR IGNORE INTO duplicates (entity, message_id, expires_at) VALUES ($e, $id, $exp)",
-                ("$e", queue), ("$id", message.MessageId), ("$exp", now + window));
+            // A row whose window has passed is taken over (no longer a duplicate); expired rows are swept every few
+            // seconds rather than on every send.
+            if (now - _sweptDuplicatesAt.GetValueOrDefault(queue, long.MinValue / 2) > 5000)
+            {
+                _sweptDuplicatesAt[queue] = now;
+                Execute(connection, transaction, "DELETE FROM duplicates WHERE entity = $e AND expires_at <= $now", ("$e", queue), ("$now", now));
+            }
+
+            var inserted = Execute(connection, transaction, """
+                INSERT INTO duplicates (entity, message_id, expires_at) VALUES ($e, $id, $exp)
+                ON CONFLICT (entity, message_id) DO UPDATE SET expires_at = $exp WHERE expires_at <= $now
+                """, ("$e", queue), ("$id", message.MessageId), ("$exp", now + window), ("$now", now));
             if (inserted == 0)
             {
                 transaction.Commit();
@@ -132,7 +143,7 @@ public sealed class SqliteMessageBus : IMessageBus
         using var gate = Gate();
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
-        var options = Entity(connection, transaction, entity) ?? throw new InvalidOperationException($"Queue or subscription '{entity}' does not exist.");
+        var options = CachedEntity(connection, transaction, entity) ?? throw new InvalidOperationException($"Queue or subscription '{entity}' does not exist.");
         var candidates = new List<(long Seq, string MessageId, string Body, string Properties, long EnqueuedAt, int Deliveries)>();
         using (var command = Command(connection, transaction, """
             SELECT seq, message_id, body, properties, enqueued_at, delivery_count FROM messages
@@ -245,6 +256,7 @@ public sealed class SqliteMessageBus : IMessageBus
 
     private void Upsert(string name, string? topic, SubscriptionFilter filter, EntityOptions options)
     {
+        _entities.TryRemove(name, out _);
         using var gate = Gate();
         using var connection = Open();
         Execute(connection, null, """
@@ -263,6 +275,27 @@ public sealed class SqliteMessageBus : IMessageBus
             ("$v", message.ScheduledFor is { } at ? Math.Max(now, at.ToUnixTimeMilliseconds()) : now));
 
     private sealed record EntityRow(long LockMs, int MaxDeliveries, long? DedupMs);
+
+    /// <summary>
+    /// An entity's options, read at most every two seconds per entity (entities change only when a host sets up its
+    /// topology): sends and receives skip a query. A missing entity is never cached.
+    /// </summary>
+    private EntityRow? CachedEntity(SqliteConnection connection, SqliteTransaction transaction, string name)
+    {
+        var now = Environment.TickCount64;
+        if (_entities.TryGetValue(name, out var cached) && now - cached.ReadAt < 2000)
+        {
+            return cached.Row;
+        }
+
+        var row = Entity(connection, transaction, name);
+        if (row is not null)
+        {
+            _entities[name] = (row, now);
+        }
+
+        return row;
+    }
 
     private static EntityRow? Entity(SqliteConnection connection, SqliteTransaction? transaction, string name)
     {
