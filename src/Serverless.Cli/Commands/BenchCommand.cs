@@ -24,9 +24,12 @@ internal static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps per model (after two warm-up steps).", DefaultValueFactory = _ => 5 };
         var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also print where a training step's time goes: forward, backward, optimizer, other." };
+        var models = new Option<string[]>("--models") { Description = "Which models to measure: demo-tiny, gpt2-124M.", DefaultValueFactory = _ => ["demo-tiny", "gpt2-124M"], AllowMultipleArgumentsPerToken = true };
+        models.AcceptOnlyFromAmong("demo-tiny", "gpt2-124M");
         var precision = new Option<string>("--precision") { Description = "Training arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.", DefaultValueFactory = _ => "auto" };
         precision.AcceptOnlyFromAmong("auto", "fp32", "bf16");
-        var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json, precision };
+        var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json, precision, breakdown, models };
         var runs = new Option<int>("--runs") { Description = "Pipeline runs to time.", DefaultValueFactory = _ => 10 };
         var pipelineJson = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var pipeline = new Command("pipeline", "Measure the embedded pipeline: file → dispatch and ModelPublished → subscriber latency (p50, p99), bus throughput.") { runs, pipelineJson };
@@ -69,7 +72,8 @@ internal static class BenchCommand
         command.SetAction(parse =>
         {
             var writer = parse.InvocationConfiguration.Output;
-            var results = Run(parse.GetValue(steps), !parse.GetValue(skipLarge), parse.GetValue(precision)!, parse.GetValue(json) ? null : writer);
+            var chosen = parse.GetValue(models)!.Where(m => m != "gpt2-124M" || !parse.GetValue(skipLarge)).ToArray();
+            var results = Run(parse.GetValue(steps), chosen, parse.GetValue(precision)!, parse.GetValue(json) ? null : writer, parse.GetValue(breakdown));
             if (parse.GetValue(json))
             {
                 writer.WriteLine(JsonSerializer.Serialize(results));
@@ -80,7 +84,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private static Dictionary<string, object> Run(int steps, bool large, string precision, TextWriter? log)
+    private static Dictionary<string, object> Run(int steps, string[] models, string precision, TextWriter? log, bool breakdown)
     {
         var results = new Dictionary<string, object>
         {
@@ -98,17 +102,16 @@ internal static class BenchCommand
         var shapes = new List<(string Name, Gpt2Config Config, int Batch, int Block)>
         {
             ("demo-tiny", Pretraining.ConfigFor("tiny", "bytes"), 16, 128),
-        };
-        if (large)
-        {
-            shapes.Add(("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64));
-        }
+            ("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64),
+        }.Where(s => models.Contains(s.Name)).ToList();
+        var phases = new Table().AddColumns("model", "ms/step", "forward", "backward", "optimizer", "other");
 
         var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", $"MFU (vs {used} matmul)", "generate tokens/s");
         foreach (var (name, config, batch, block) in shapes)
         {
             var forward = Forward(config, batch, block);
-            var (tokensPerSecond, msPerStep, parameters, mfu) = Train(config, batch, block, steps, peak, precision);
+            var (tokensPerSecond, msPerStep, parameters, mfu, times) = Train(config, batch, block, steps, peak, precision);
+            var (fusedMs, unfusedMs) = (OptimizerMs(config, fused: true), OptimizerMs(config, fused: false));
             var generation = Generate(config);
             results[name] = new Dictionary<string, object>
             {
@@ -118,20 +121,34 @@ internal static class BenchCommand
                 ["forward_tokens_per_second"] = forward,
                 ["train_tokens_per_second"] = tokensPerSecond,
                 ["ms_per_step"] = msPerStep,
+                ["breakdown_ms"] = new Dictionary<string, double>
+                {
+                    ["forward"] = times.Forward, ["backward"] = times.Backward, ["optimizer"] = times.Optimizer, ["other"] = times.Other, ["step"] = times.Total,
+                },
                 ["mfu"] = mfu,
                 ["mfu_vs_f32"] = mfu * peak / f32,
+                ["optimizer_fused_ms"] = fusedMs,
+                ["optimizer_unfused_ms"] = unfusedMs,
                 ["generate_tokens_per_second"] = generation,
             };
+            phases.AddRow(name, times.Total.ToString("N0"), Share(times.Forward, times.Total), Share(times.Backward, times.Total), Share(times.Optimizer, times.Total), Share(times.Other, times.Total));
             table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", forward.ToString("N0"), tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
         }
 
         if (log is not null)
         {
             Consoles.For(log).Write(table);
+            if (breakdown)
+            {
+                log.WriteLine("Where a training step's time goes (mean of the timed steps; forward includes the loss, optimizer the clipping):");
+                Consoles.For(log).Write(phases);
+            }
         }
 
         return results;
     }
+
+    private static string Share(double ms, double total) => $"{ms:N0} ms ({ms / total:P0})";
 
     /// <summary>The best of five one-second runs of a 2048² matmul, after a warm-up: the machine's sustained rate.</summary>
     private static double MatmulGflops(ScalarType dtype)
@@ -159,7 +176,7 @@ internal static class BenchCommand
         return best;
     }
 
-    private static (double TokensPerSecond, double MsPerStep, long Parameters, double Mfu) Train(Gpt2Config config, int batch, int block, int steps, double peakFlops, string precision)
+    private static (double TokensPerSecond, double MsPerStep, long Parameters, double Mfu, StepTimes Times) Train(Gpt2Config config, int batch, int block, int steps, double peakFlops, string precision)
     {
         var random = new Random(1);
         var tokens = new ArrayTokenSource(Enumerable.Range(0, 200_000).Select(_ => random.Next(config.VocabSize)).ToArray());
@@ -170,6 +187,7 @@ internal static class BenchCommand
             EarlyStoppingPatience = 0, EvalTokens = block + 1, Precision = precision,
         };
         var watch = new Stopwatch();
+        var timed = new List<StepTimes>();
         TrainingLoop.Train(model, StrategySetup.Apply(model, spec), spec, tokens, new ArrayTokenSource(tokens.Read(block + 1)), new TrainingOptions
         {
             Progress = p =>
@@ -178,12 +196,42 @@ internal static class BenchCommand
                 {
                     watch.Start();   // the first two steps warm up allocators and kernels
                 }
+                else if (p.Step > 2 && p.Times is { } t)
+                {
+                    timed.Add(t);
+                }
             },
         });
         watch.Stop();
         var tokensPerSecond = (double)steps * batch * block / watch.Elapsed.TotalSeconds;
         var parameters = model.ParameterCount();
-        return (tokensPerSecond, watch.Elapsed.TotalMilliseconds / steps, parameters, 6.0 * parameters * tokensPerSecond / peakFlops);
+        var mean = new StepTimes(timed.Average(t => t.Forward), timed.Average(t => t.Backward), timed.Average(t => t.Optimizer), timed.Average(t => t.Total));
+        return (tokensPerSecond, watch.Elapsed.TotalMilliseconds / steps, parameters, 6.0 * parameters * tokensPerSecond / peakFlops, mean);
+    }
+
+    /// <summary>
+    /// Milliseconds of one AdamW step over every parameter (random gradients), fused or with libtorch's element-wise
+    /// operations: the median of five steps after one warm-up step.
+    /// </summary>
+    private static double OptimizerMs(Gpt2Config config, bool fused)
+    {
+        using var model = new Gpt2Model(config, seed: 1);
+        using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter))) { Fused = fused };
+        var times = new List<double>();
+        for (var step = 0; step < 6; step++)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                // Gradients of Σ p·r are r: random gradients for every parameter.
+                model.parameters().Select(p => (p * randn_like(p)).sum()).Aggregate((a, b) => a + b).backward();
+            }
+
+            var watch = Stopwatch.StartNew();
+            optimizer.Step(1e-4, 0.1);
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+
+        return times.Skip(1).Order().ElementAt(2);
     }
 
     /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>

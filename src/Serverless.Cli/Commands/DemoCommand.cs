@@ -8,6 +8,7 @@ using Serverless.Core.Contracts;
 using Serverless.Core.Jobs;
 using Serverless.Core.Naming;
 using Serverless.Core.Ports;
+using Serverless.Model.Evaluation;
 using Serverless.Model.FineTuning;
 using Serverless.Model.Generation;
 using Serverless.Model.Gpt2;
@@ -17,8 +18,9 @@ using Serverless.Model.Training;
 namespace Serverless.Cli.Commands;
 
 /// <summary>
-/// <c>tune demo</c>: the whole product on one machine. Pre-trains a tiny byte-level base model on the shipped King
-/// James Bible (first run only; cached in <c>{home}/base-models/demo-base</c>), writes the demo's spec, drops the
+/// <c>tune demo</c>: the whole product on one machine. Installs the shipped byte-level base model, pre-trained offline
+/// on the King James Bible (first run only, into <c>{home}/base-models/demo-base</c>; <c>--pretrain-steps</c> pre-trains
+/// one here instead), writes the demo's spec, drops the
 /// shipped fortunes into <c>{home}/datasets/demo/</c>, and runs the pipeline — Ingest, Prepare, Dispatch, Train,
 /// Evaluate, Publish — until <c>ModelPublished</c>; then prints the evaluation table, the event as a subscriber
 /// received it, and a sample from the published model.
@@ -33,7 +35,7 @@ internal static class DemoCommand
     {
         var home = PipelineCommands.Home();
         var steps = new Option<int?>("--steps") { Description = "Fine-tuning steps (default 100)." };
-        var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-training steps on the first run (default 500)." };
+        var pretrainSteps = new Option<int?>("--pretrain-steps") { Description = "Pre-train the base here with this many steps on the first run, instead of installing the shipped base (text; image and audio: default 250 / 200)." };
         var json = new Option<bool>("--json") { Description = "Print only the ModelPublished event as JSON." };
         var modality = new Option<string>("--modality")
         {
@@ -41,7 +43,7 @@ internal static class DemoCommand
             DefaultValueFactory = _ => Serverless.Model.Media.Modality.Text,
         };
         modality.AcceptOnlyFromAmong([.. Serverless.Model.Media.Modality.All]);
-        var command = new Command("demo", "Pre-train a tiny base model on shipped data (first run only), then drop new data into the pipeline and follow it to a published model.")
+        var command = new Command("demo", "Install the shipped base model (first run only), then drop new data into the pipeline and follow it to a published model.")
         {
             home, steps, pretrainSteps, json, modality,
         };
@@ -58,18 +60,30 @@ internal static class DemoCommand
             var baseDirectory = Path.Combine(pipeline.Home, Containers.BaseModels, "demo-base");
             if (await pipeline.Blobs.GetAsync(Containers.BaseModels, "demo-base/model.safetensors", cancellation) is null)
             {
-                if (!quiet)
+                if (parse.GetValue(pretrainSteps) is { } pretrain)
                 {
-                    writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} (about a minute)…");
-                }
+                    if (!quiet)
+                    {
+                        writer.WriteLine($"First run: pre-training the demo base model on the King James Bible into {baseDirectory} ({pretrain} steps)…");
+                    }
 
-                using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));
-                var bible = corpus.Write("kjv.txt", () => Resource("kjv.txt.gz"));
-                var pretrained = new ProgressView(writer, quiet).Run("pretrain", report => Pretraining.Run([bible], baseDirectory, "tiny", "bytes",
-                    PretrainCommand.DefaultSpec.WithSteps(parse.GetValue(pretrainSteps) ?? PretrainCommand.DefaultSpec.Steps), p => report("pretrain", p), cancellation: cancellation));
-                if (!quiet)
+                    using var corpus = new CorpusFiles(Path.Combine(pipeline.Home, "work", "demo-corpus"));
+                    var bible = corpus.Write("kjv.txt", () => Resource("kjv.txt.gz"));
+                    var pretrained = new ProgressView(writer, quiet).Run("pretrain", report => Pretraining.Run([bible], baseDirectory, "tiny", "bytes",
+                        PretrainCommand.DefaultSpec.WithSteps(pretrain), p => report("pretrain", p), cancellation: cancellation));
+                    if (!quiet)
+                    {
+                        writer.WriteLine($"Base model: {pretrained.Parameters:N0} parameters, Bible validation perplexity {pretrained.Validation.Perplexity:F2}.");
+                    }
+                }
+                else
                 {
-                    writer.WriteLine($"Base model: {pretrained.Parameters:N0} parameters, Bible validation perplexity {pretrained.Validation.Perplexity:F2}.");
+                    var shipped = ShippedBase.Install(Resource(ShippedBase.ResourceName), baseDirectory);
+                    if (!quiet)
+                    {
+                        writer.WriteLine($"First run: installed the shipped demo base model into {baseDirectory}: {shipped.Parameters:N0} parameters, " +
+                            $"pre-trained offline on the King James Bible ({shipped.Steps:N0} steps, validation perplexity {shipped.Validation.Perplexity:F2}; tools/pretrain-demo-base.sh).");
+                    }
                 }
             }
 
@@ -232,11 +246,30 @@ internal static class DemoCommand
         using var model = Gpt2Model.FromPretrained(directory);
         var tokenizer = TokenizerRegistry.Get(model.Config.TokenizerName);
         const string prompt = "Q: What is the meaning of life?\nA: ";
-        var ids = TextGenerator.Generate(model, tokenizer.Encode(prompt), new GenerationOptions { MaxNewTokens = 160, Temperature = 0.8, TopK = 40, Seed = 7 });
+        var options = new GenerationOptions { MaxNewTokens = 160, Temperature = 0.8, TopK = 40, Seed = 7 };
+        var ids = TextGenerator.Generate(model, tokenizer.Encode(prompt), options);
         writer.WriteLine();
         writer.WriteLine($"A sample from {Model}@{published.Version} (`tune generate --model {Model}@champion` serves it too):");
         writer.WriteLine(prompt + tokenizer.Decode(ids.Where(i => i != tokenizer.EndOfText)));
+        writer.WriteLine(WordShareLine(model, tokenizer, options));
         return 0;
+    }
+
+    /// <summary>
+    /// Whether the published model writes words: the share of dictionary words in 20 samples of 200 tokens (bytes for
+    /// the demo), sampled as the sample above is; or how to get the dictionary when it is missing.
+    /// </summary>
+    internal static string WordShareLine(Gpt2Model model, ITextTokenizer tokenizer, GenerationOptions options)
+    {
+        if (DictionaryWords.Load() is not { } dictionary)
+        {
+            return $"(Dictionary words not measured: {DictionaryWords.DefaultPath} is missing; `apt-get install wamerican` adds it.)";
+        }
+
+        var (share, _) = dictionary.MeasureSamples(model, tokenizer, options);
+        var unit = tokenizer.Name == "bytes" ? "bytes" : "tokens";
+        return $"Dictionary words in 20 samples of 200 {unit} (temperature {options.Temperature}, top-k {options.TopK}): {share.Share:P0} " +
+            $"({share.Found:N0} of {share.Words:N0} words are in {DictionaryWords.DefaultPath}).";
     }
 
     /// <summary>

@@ -8,7 +8,20 @@ namespace Serverless.Model.Training;
 /// <param name="TokensPerSecond">Training throughput over this run so far.</param>
 /// <param name="Eta">Estimated time to the last step.</param>
 /// <param name="ValidationLoss">Validation loss, on steps where it was measured.</param>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond, TimeSpan Eta, double? ValidationLoss);
+/// <param name="Times">Where the last step's time went.</param>
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, double TokensPerSecond, TimeSpan Eta, double? ValidationLoss,
+    StepTimes? Times = null);
+
+/// <summary>Where one optimizer step's wall time went, in milliseconds (summed over its micro-batches).</summary>
+/// <param name="Forward">Forward passes and the loss, up to the loss's value on the host.</param>
+/// <param name="Backward">Backward passes.</param>
+/// <param name="Optimizer">Gradient clipping, the AdamW update and zeroing the gradients.</param>
+/// <param name="Total">The whole step; what the other three leave is drawing the batch, copying it and freeing memory.</param>
+public sealed record StepTimes(double Forward, double Backward, double Optimizer, double Total)
+{
+    /// <summary>Total minus forward, backward and optimizer.</summary>
+    public double Other => Total - Forward - Backward - Optimizer;
+}
 
 /// <summary>A loss measured at a step.</summary>
 /// <param name="Step">Steps completed when measured.</param>

@@ -29,19 +29,37 @@ internal sealed class AdamW : IDisposable
 
     public IEnumerable<Parameter> Parameters => _slots.Select(s => s.Parameter);
 
-    public void Step(double learningRate, double weightDecay)
+    /// <summary>
+    /// One AdamW update of every parameter that has a gradient, its gradient first multiplied by
+    /// <paramref name="gradScale"/> (gradient clipping's factor); the gradients are zeroed as they are used.
+    /// Float32 CPU tensors take one fused pass that reads each parameter, gradient and moment once; anything else
+    /// (CUDA, other dtypes) takes libtorch's element-wise operations, which compute the same update.
+    /// </summary>
+    public void Step(double learningRate, double weightDecay, double gradScale = 1.0)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         StepCount++;
-        var correction1 = 1 - Math.Pow(Beta1, StepCount);
-        var correction2 = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
+        var update = new Update(Beta1, Beta2, Epsilon, learningRate, weightDecay, gradScale,
+            1 - Math.Pow(Beta1, StepCount), Math.Sqrt(1 - Math.Pow(Beta2, StepCount)));
+        var fused = new List<(Tensor Parameter, Tensor Grad, Tensor M, Tensor V, bool Decay)>();
         foreach (var slot in _slots)
         {
             var grad = slot.Parameter.grad;
             if (grad is null)
             {
                 continue;
+            }
+
+            if (Fused && FusedCpuUpdate.Applies(slot.Parameter, grad, slot.M, slot.V))
+            {
+                fused.Add((slot.Parameter, grad, slot.M, slot.V, slot.Decay));
+                continue;
+            }
+
+            if (gradScale != 1.0)
+            {
+                grad.mul_(gradScale);
             }
 
             if (slot.Decay && weightDecay > 0)
@@ -51,9 +69,30 @@ internal sealed class AdamW : IDisposable
 
             slot.M.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
             slot.V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
-            var denominator = slot.V.sqrt().div_(correction2).add_(Epsilon);
-            slot.Parameter.addcdiv_(slot.M, denominator, value: -learningRate / correction1);
+            var denominator = slot.V.sqrt().div_(update.Correction2).add_(Epsilon);
+            slot.Parameter.addcdiv_(slot.M, denominator, value: -learningRate / update.Correction1);
+            grad.zero_();
         }
+
+        if (fused.Count > 0)
+        {
+            FusedCpuUpdate.Run(fused, update);
+        }
+    }
+
+    /// <summary>Whether float32 CPU parameters take the fused update (the default); false forces libtorch's element-wise operations.</summary>
+    public bool Fused { get; set; } = true;
+
+    /// <summary>
+    /// The 2-norm of all gradients together, as <c>torch.nn.utils.clip_grad_norm_</c> computes it (the norm of the
+    /// per-tensor norms); 0 when no parameter has a gradient.
+    /// </summary>
+    public double GradientNorm()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var norms = _slots.Select(s => s.Parameter.grad).OfType<Tensor>().Select(g => g.norm()).ToArray();
+        return norms.Length == 0 ? 0 : stack(norms).norm().item<float>();
     }
 
     public void ZeroGrad()

@@ -91,7 +91,7 @@ public static class TrainingLoop
                 }
 
                 var learningRate = LearningRateSchedule.At(spec, step);
-                var loss = Step(model, optimizer, sampler, spec, step, learningRate, options.Teacher);
+                var (loss, times) = Step(model, optimizer, sampler, spec, step, learningRate, options.Teacher);
                 state.TrainLoss.Add(new LossPoint(step + 1, loss));
                 state = state with { Step = step + 1 };
 
@@ -120,7 +120,7 @@ public static class TrainingLoop
 
                 var rate = (state.Step - startStep) * tokensPerStep / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
                 var eta = TimeSpan.FromSeconds((spec.Steps - state.Step) * tokensPerStep / Math.Max(1e-9, rate));
-                options.Progress?.Invoke(new TrainingProgress(state.Step, spec.Steps, loss, learningRate, rate, eta, validationLoss));
+                options.Progress?.Invoke(new TrainingProgress(state.Step, spec.Steps, loss, learningRate, rate, eta, validationLoss, times));
                 if (stoppedEarly)
                 {
                     break;
@@ -148,46 +148,64 @@ public static class TrainingLoop
         }
     }
 
-    private static double Step(Gpt2Model model, AdamW optimizer, BatchSampler sampler, TrainingSpec spec, int step, double learningRate, Gpt2Model? teacher)
+    private static (double Loss, StepTimes Times) Step(Gpt2Model model, AdamW optimizer, BatchSampler sampler, TrainingSpec spec, int step, double learningRate, Gpt2Model? teacher)
     {
-        using var scope = NewDisposeScope();
-        // Dropout (LoRA's) is seeded per step, so a resumed run repeats exactly what an uninterrupted one does.
-        manual_seed(spec.Seed + step);
+        var started = Stopwatch.GetTimestamp();
+        var (forward, backward, optimizerTicks) = (0L, 0L, 0L);
         double total = 0;
-        for (var micro = 0; micro < spec.GradAccumulation; micro++)
+        using (var scope = NewDisposeScope())
         {
-            // One scope per micro-batch: its activations, logits and (for distill) the teacher's are freed before the
-            // next one, so memory does not grow with gradAccumulation. The gradients live on in the parameters.
-            using var microScope = NewDisposeScope();
-            var (cpuInput, cpuTarget) = sampler.Batch(step, micro);
-            var (input, target) = (model.OnDevice(cpuInput), model.OnDevice(cpuTarget));
-            var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
-            var value = loss.item<float>();
-            if (!float.IsFinite(value))
+            // Dropout (LoRA's) is seeded per step, so a resumed run repeats exactly what an uninterrupted one does.
+            manual_seed(spec.Seed + step);
+            for (var micro = 0; micro < spec.GradAccumulation; micro++)
             {
-                // Stop before anything of this step reaches the weights or a checkpoint.
-                optimizer.ZeroGrad();
-                throw new TrainingDivergedException(step + 1, value, learningRate, spec.GradClip);
+                // One scope per micro-batch: its activations, logits and (for distill) the teacher's are freed before the
+                // next one, so memory does not grow with gradAccumulation. The gradients live on in the parameters.
+                using var microScope = NewDisposeScope();
+                var (cpuInput, cpuTarget) = sampler.Batch(step, micro);
+                var (input, target) = (model.OnDevice(cpuInput), model.OnDevice(cpuTarget));
+                var mark = Stopwatch.GetTimestamp();
+                var loss = teacher is null ? model.Loss(input, target) : Distillation.Loss(model, teacher, input, target, spec);
+                var value = loss.item<float>();
+                forward += Stopwatch.GetTimestamp() - mark;
+                if (!float.IsFinite(value))
+                {
+                    // Stop before anything of this step reaches the weights or a checkpoint.
+                    optimizer.ZeroGrad();
+                    throw new TrainingDivergedException(step + 1, value, learningRate, spec.GradClip);
+                }
+
+                mark = Stopwatch.GetTimestamp();
+                (loss / spec.GradAccumulation).backward();
+                backward += Stopwatch.GetTimestamp() - mark;
+                total += value;
             }
 
-            (loss / spec.GradAccumulation).backward();
-            total += value;
-        }
-
-        if (spec.GradClip > 0)
-        {
-            var norm = nn.utils.clip_grad_norm_(optimizer.Parameters, spec.GradClip);
-            if (!double.IsFinite(norm))
+            var optimizing = Stopwatch.GetTimestamp();
+            var gradScale = 1.0;
+            if (spec.GradClip > 0)
             {
-                optimizer.ZeroGrad();
-                throw new TrainingDivergedException(step + 1, norm, learningRate, spec.GradClip);
+                // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1. The scale is
+                // applied inside the update rather than by a pass over the gradients of its own.
+                var norm = optimizer.GradientNorm();
+                if (!double.IsFinite(norm))
+                {
+                    optimizer.ZeroGrad();
+                    throw new TrainingDivergedException(step + 1, norm, learningRate, spec.GradClip);
+                }
+
+                gradScale = Math.Min(1.0, spec.GradClip / (norm + 1e-6));
             }
+
+            optimizer.Step(learningRate, spec.WeightDecay, gradScale);   // also zeroes the gradients
+            optimizerTicks = Stopwatch.GetTimestamp() - optimizing;
         }
 
-        optimizer.Step(learningRate, spec.WeightDecay);
-        optimizer.ZeroGrad();
-        return total / spec.GradAccumulation;
+        var times = new StepTimes(Milliseconds(forward), Milliseconds(backward), Milliseconds(optimizerTicks), Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return (total / spec.GradAccumulation, times);
     }
+
+    private static double Milliseconds(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
     private static double Validate(Gpt2Model model, ITokenSource validation, int blockSize, int? evalTokens)
     {

@@ -76,12 +76,14 @@ public sealed class TrainingCommandsTests : IDisposable
     }
 
     [Fact]
-    public void Demo_RunsTheWholeStoryAndCachesTheBase()
+    public void Demo_RunsTheWholeStoryOnTheShippedBaseAndCachesIt()
     {
         var home = Path.Combine(_fixture.Root, "home");
-        var first = CliFixture.Run("demo", "--home", home, "--pretrain-steps", "4", "--steps", "3");
+        var first = CliFixture.Run("demo", "--home", home, "--steps", "3");
         first.ExitCode.ShouldBe(0, first.Error);
-        first.Output.ShouldContain("First run: pre-training");
+        first.Output.ShouldContain("First run: installed the shipped demo base model");
+        File.Exists(Path.Combine(home, "base-models", "demo-base", "pretraining.json")).ShouldBeTrue();
+        first.Output.ShouldMatch(@"Dictionary words in 20 samples of 200 bytes \(temperature 0\.8, top-k 40\): \d+ %");
         first.Output.ShouldContain("candidate (full)");
         first.Output.ShouldContain("\"type\": \"ModelPublished\"");
         first.Output.ShouldContain("A sample from demo@1");
@@ -92,6 +94,17 @@ public sealed class TrainingCommandsTests : IDisposable
         second.ExitCode.ShouldBe(0, second.Error);
         second.Output.ShouldNotContain("First run");
         second.Output.ShouldContain("A sample from demo@2", customMessage: "each demo run is a new job and a new version");
+    }
+
+    [Fact]
+    public void Demo_WithPretrainSteps_PreTrainsTheBaseHere()
+    {
+        var home = Path.Combine(_fixture.Root, "home-pretrained");
+        var run = CliFixture.Run("demo", "--home", home, "--pretrain-steps", "4", "--steps", "2");
+        run.ExitCode.ShouldBe(0, run.Error);
+        run.Output.ShouldContain("First run: pre-training the demo base model on the King James Bible");
+        run.Output.ShouldContain("(4 steps)");
+        run.Output.ShouldContain("A sample from demo@1");
     }
 
     [Theory]
