@@ -49,6 +49,7 @@ internal static unsafe class FusedCpuUpdate
 
     private static nint Address(Tensor tensor) => (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Apply(float* p, float* g, float* m, float* v, int count, Update u, bool decay)
     {
         var beta1 = (float)u.Beta1;
