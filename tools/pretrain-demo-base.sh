@@ -17,7 +17,7 @@ steps=()
 dotnet build src/Serverless.Cli -c Release -v q -nologo
 start=$(date +%s)
 artifacts/bin/Serverless.Cli/release/tune pretrain --corpus data/demo/kjv.txt.gz --size tiny --tokenizer bytes \
-  --spec tools/demo-base-spec.json "${steps[@]}" --out "$work/demo-base"
+  --spec tools/demo-base-spec.json ${steps[@]+"${steps[@]}"} --out "$work/demo-base"
 echo "pre-training took $(( $(date +%s) - start )) s"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/demo-base" -cf - config.json model.safetensors pretraining.json \
   | gzip -9n > data/demo/demo-base.tar.gz

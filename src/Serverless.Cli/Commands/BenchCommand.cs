@@ -22,6 +22,13 @@ internal static class BenchCommand
     public static Command Create()
     {
         var steps = new Option<int>("--steps") { Description = "Timed training steps per model (after two warm-up steps).", DefaultValueFactory = _ => 5 };
+        steps.Validators.Add(r =>
+        {
+            if (r.GetValue(steps) < 1)
+            {
+                r.AddError("--steps must be 1 or more.");
+            }
+        });
         var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also print where a training step's time goes: forward, backward, optimizer, other." };

@@ -310,5 +310,5 @@ internal static class DemoCommand
 
     private static Stream Resource(string name) =>
         Assembly.GetExecutingAssembly().GetManifestResourceStream("demo/" + name)
-        ?? throw new InvalidOperationException($"The demo corpus {name} is not embedded in this build.");
+        ?? throw new InvalidOperationException($"The demo file {name} (data/demo/) is not embedded in this build.");
 }

@@ -20,11 +20,19 @@ internal static class ShippedBase
     public static PretrainingResult Install(Stream archive, string directory)
     {
         ArgumentNullException.ThrowIfNull(archive);
-        var temp = directory.TrimEnd('/', '\\') + ".tmp-" + Guid.NewGuid().ToString("N");
+        using var owned = archive;
+        var prefix = Path.GetFileName(directory.TrimEnd('/', '\\')) + ".tmp-";
+        var parent = Path.GetDirectoryName(directory.TrimEnd('/', '\\'))!;
+        Directory.CreateDirectory(parent);
+        foreach (var stale in Directory.EnumerateDirectories(parent, prefix + "*"))
+        {
+            Directory.Delete(stale, recursive: true);   // left by an install that was killed
+        }
+
+        var temp = Path.Combine(parent, prefix + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(temp);
         try
         {
-            using (archive)
             using (var gzip = new GZipStream(archive, CompressionMode.Decompress))
             {
                 TarFile.ExtractToDirectory(gzip, temp, overwriteFiles: true);

@@ -15,8 +15,10 @@ public sealed record WordShare(int Words, int Found)
 
 /// <summary>
 /// Whether generated text reads as words: split on whitespace, strip punctuation from each token's ends, keep the
-/// tokens made only of letters that are at least two long, and look each up (ignoring case) in a word list, by
-/// default Debian's <c>wamerican</c> (<c>/usr/share/dict/words</c>). A measure of surface form, not of sense.
+/// tokens made only of letters that are at least two long, and look each up in a word list, by default Debian's
+/// <c>wamerican</c> (<c>/usr/share/dict/words</c>): a word counts when the list has it as written or in lower case
+/// ("The" and "THE" count as "the"), but not when the list has it only capitalized ("th" is not "Th", an
+/// abbreviation). A measure of surface form, not of sense.
 /// </summary>
 public sealed class DictionaryWords
 {
@@ -25,12 +27,15 @@ public sealed class DictionaryWords
 
     private readonly HashSet<string> _words;
 
-    /// <summary>A dictionary of <paramref name="words"/> (case is ignored).</summary>
+    /// <summary>A dictionary of <paramref name="words"/>, as written.</summary>
     public DictionaryWords(IEnumerable<string> words)
     {
         ArgumentNullException.ThrowIfNull(words);
-        _words = new HashSet<string>(words.Select(w => w.Trim()).Where(w => w.Length > 0), StringComparer.OrdinalIgnoreCase);
+        _words = new HashSet<string>(words.Select(w => w.Trim()).Where(w => w.Length > 0), StringComparer.Ordinal);
     }
+
+    /// <summary>Whether the list has <paramref name="word"/> as written or in lower case.</summary>
+    public bool Contains(string word) => _words.Contains(word) || _words.Contains(word.ToLowerInvariant());
 
     /// <summary>Entries in the list.</summary>
     public int Count => _words.Count;
@@ -46,7 +51,7 @@ public sealed class DictionaryWords
         foreach (var word in texts.SelectMany(Words))
         {
             words++;
-            found += _words.Contains(word) ? 1 : 0;
+            found += Contains(word) ? 1 : 0;
         }
 
         return new WordShare(words, found);
@@ -55,7 +60,8 @@ public sealed class DictionaryWords
     /// <summary>
     /// Samples <paramref name="samples"/> texts of <paramref name="length"/> tokens each from <paramref name="model"/>
     /// (from the start of a document: end-of-text is the prompt, and a document that ends early is followed by a new
-    /// one, so every sample is full length), sampled with <paramref name="options"/> and seeds 1…samples, and measures
+    /// one, written after a newline, so every sample is full length), sampled with <paramref name="options"/> (the seed
+    /// of sample s's d-th document is 1000·s + d), and measures
     /// their words. Returns the share and the texts.
     /// </summary>
     public (WordShare Share, IReadOnlyList<string> Texts) MeasureSamples(Gpt2Model model, ITextTokenizer tokenizer, GenerationOptions options, int samples = 20, int length = 200)

@@ -4,7 +4,7 @@ namespace Serverless.Model.Tests.Evaluation;
 
 public sealed class DictionaryWordsTests
 {
-    private static readonly DictionaryWords Small = new(["the", "Lord", "said", "unto", "Moses", "a"]);
+    private static readonly DictionaryWords Small = new(["the", "Lord", "said", "unto", "Moses", "a", "Th"]);
 
     [Fact]
     public void Words_KeepLettersOnlyTokensOfTwoOrMore_PunctuationStrippedFromTheirEnds()
@@ -14,12 +14,12 @@ public sealed class DictionaryWordsTests
     }
 
     [Fact]
-    public void Measure_CountsDictionaryHitsIgnoringCase()
+    public void Measure_CountsAWordAsWrittenOrLowerCased_NotOneTheListHasOnlyCapitalized()
     {
-        var share = Small.Measure(["The lord SAID unto", "Mosss thee"]);
-        share.Words.ShouldBe(6);
-        share.Found.ShouldBe(4);
-        share.Share.ShouldBe(4 / 6.0, 1e-12);
+        var share = Small.Measure(["The Lord SAID unto", "Mosss thee th lord"]);
+        share.Words.ShouldBe(8);
+        share.Found.ShouldBe(4, "The, Lord, SAID and unto; not th (only Th is listed) nor lord (only Lord is)");
+        share.Share.ShouldBe(4 / 8.0, 1e-12);
     }
 
     [Fact]

@@ -16,6 +16,8 @@ public sealed class AdamWTests
     {
         using var fusedModel = new Gpt2Model(TrainingFixtures.Config, seed: 5);
         using var plainModel = new Gpt2Model(TrainingFixtures.Config, seed: 5);
+        fusedModel.named_parameters().ShouldAllBe(p => p.parameter.is_contiguous() && p.parameter.dtype == ScalarType.Float32,
+            "every parameter takes the fused path (CPU float32, contiguous)");
         using var fused = new AdamW(Named(fusedModel)) { Fused = true };
         using var plain = new AdamW(Named(plainModel)) { Fused = false };
         for (var step = 0; step < 4; step++)
@@ -43,6 +45,42 @@ public sealed class AdamWTests
             using var scale = n.abs().max();
             difference.item<float>().ShouldBeLessThanOrEqualTo(1e-5f * scale.item<float>() + 1e-12f, name);
         }
+    }
+
+    [Fact]
+    public void FusedRun_OnSizesWithATailAndSeveralChunks_MatchesTheElementWiseUpdate()
+    {
+        const int length = 2 * 65536 + 13;
+        using var generator = new TorchSharp.torch.Generator(9);
+        Tensor Random() => randn(length, generator: generator);
+        using var p = Random();
+        using var g = Random();
+        using var m = Random().abs_().mul_(0.01);
+        using var v = Random().abs_().mul_(0.001);
+        using var ep = p.clone();
+        using var em = m.clone();
+        using var ev = v.clone();
+        FusedCpuUpdate.Applies(p, g, m, v).ShouldBeTrue();
+        var update = new Update(0.9, 0.95, 1e-8, 1e-3, 0.1, 0.5, 1 - Math.Pow(0.9, 3), Math.Sqrt(1 - Math.Pow(0.95, 3)));
+        using (var noGrad = no_grad())
+        {
+            // The element-wise update, as AdamW.Step does it unfused.
+            using var scaled = g * 0.5;
+            ep.mul_(1 - 1e-3 * 0.1);
+            em.mul_(0.9).add_(scaled, alpha: 0.1);
+            ev.mul_(0.95).addcmul_(scaled, scaled, value: 0.05);
+            using var denominator = ev.sqrt().div_(update.Correction2).add_(1e-8);
+            ep.addcdiv_(em, denominator, value: -1e-3 / update.Correction1);
+        }
+
+        FusedCpuUpdate.Run([(p, g, m, v, true)], update);
+        // Equal up to float32 rounding: a few units in the last place of each tensor's largest value.
+        foreach (var (name, actual, expected) in new[] { ("p", p, ep), ("m", m, em), ("v", v, ev) })
+        {
+            (actual - expected).abs().max().item<float>().ShouldBeLessThanOrEqualTo(1e-6f * expected.abs().max().item<float>(), name);
+        }
+
+        g.abs().max().item<float>().ShouldBe(0f, "the pass zeroes the gradient, the tail included");
     }
 
     [Fact]

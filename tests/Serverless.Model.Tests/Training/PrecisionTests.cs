@@ -32,6 +32,7 @@ public sealed class PrecisionTests
             Math.Abs(a - b).ShouldBeLessThan(0.05, $"steps {window + 1}–{window + 25}: fp32 {a:F4}, bf16 {b:F4}");
         }
 
+        fp32.TrainLoss.Zip(bf16.TrainLoss).Any(p => p.First.Loss != p.Second.Loss).ShouldBeTrue("bf16 must actually multiply in bfloat16");
         fp32.TrainLoss[^1].Loss.ShouldBeLessThan(fp32.TrainLoss[0].Loss - 1, "the run learned something, so the comparison means something");
         Math.Abs(bf16.BestValidationLoss / fp32.BestValidationLoss - 1).ShouldBeLessThan(0.02);
     }
