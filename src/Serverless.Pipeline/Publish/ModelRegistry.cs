@@ -226,7 +226,7 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         }
 
         // Before any file is copied, so the claim is on record before the version can ever leave the head.
-        await WriteOnceAsync(JobClaimName(model, jobId), new JsonObject { ["version"] = version, ["jobId"] = jobId }.ToJsonString(Json), cancellationToken);
+        await WriteClaimAsync(model, version, jobId, cancellationToken);
         return version;
     }
 
@@ -272,7 +272,7 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         foreach (var entry in leaving)
         {
             // The job's claim first: a version published before claims were recorded gets one as it leaves.
-            await WriteOnceAsync(JobClaimName(model, entry.JobId), new JsonObject { ["version"] = entry.Version, ["jobId"] = entry.JobId }.ToJsonString(Json), cancellationToken);
+            await WriteClaimAsync(model, entry.Version, entry.JobId, cancellationToken);
             await WriteOnceAsync(EntryName(model, entry.Version), JsonSerializer.Serialize(entry, Json), cancellationToken);
         }
 
@@ -322,6 +322,10 @@ public sealed class ModelRegistry(IBlobStore blobs, LocalFiles files, TimeProvid
         await using var content = opened.Value.Content;
         return (await JsonNode.ParseAsync(content, cancellationToken: cancellationToken))?["version"]?.GetValue<int>();
     }
+
+    /// <summary>Records that <paramref name="jobId"/> yielded <paramref name="version"/> (<c>{model}/job-{jobId}.json</c>, written once).</summary>
+    private Task WriteClaimAsync(string model, int version, string jobId, CancellationToken cancellationToken) =>
+        WriteOnceAsync(JobClaimName(model, jobId), new JsonObject { ["version"] = version, ["jobId"] = jobId }.ToJsonString(Json), cancellationToken);
 
     private async Task WriteOnceAsync(string name, string text, CancellationToken cancellationToken)
     {
