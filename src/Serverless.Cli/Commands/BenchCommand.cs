@@ -32,8 +32,8 @@ internal static class BenchCommand
         var skipLarge = new Option<bool>("--skip-124m") { Description = "Leave out the GPT-2 124M shape (it takes a minute or two)." };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also print where a training step's time goes: forward, backward, optimizer, other." };
-        var models = new Option<string[]>("--models") { Description = "Which models to measure: demo-tiny, gpt2-124M.", DefaultValueFactory = _ => ["demo-tiny", "gpt2-124M"], AllowMultipleArgumentsPerToken = true };
-        models.AcceptOnlyFromAmong("demo-tiny", "gpt2-124M");
+        var models = new Option<string[]>("--models") { Description = "Which models to measure: demo-tiny, small (the `small` pre-training size, byte-level), gpt2-124M.", DefaultValueFactory = _ => ["demo-tiny", "gpt2-124M"], AllowMultipleArgumentsPerToken = true };
+        models.AcceptOnlyFromAmong("demo-tiny", "small", "gpt2-124M");
         var precision = new Option<string>("--precision") { Description = "Training arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.", DefaultValueFactory = _ => "auto" };
         precision.AcceptOnlyFromAmong("auto", "fp32", "bf16");
         var command = new Command("bench", "Measure matmul GFLOP/s, training tokens/s and MFU, and generation tokens/s on this machine.") { steps, skipLarge, json, precision, breakdown, models };
@@ -109,6 +109,7 @@ internal static class BenchCommand
         var shapes = new List<(string Name, Gpt2Config Config, int Batch, int Block)>
         {
             ("demo-tiny", Pretraining.ConfigFor("tiny", "bytes"), 16, 128),
+            ("small", Pretraining.ConfigFor("small", "bytes"), 16, 256),
             ("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64),
         }.Where(s => models.Contains(s.Name)).ToList();
         var phases = new Table().AddColumns("model", "ms/step", "forward", "backward", "optimizer", "other");

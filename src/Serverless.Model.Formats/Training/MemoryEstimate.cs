@@ -12,7 +12,9 @@ namespace Serverless.Model.Training;
 /// trainable parameter;</item>
 /// <item>activations of one micro-batch kept for the backward pass: per block about B·T·(34·d + 5·h·T) values (the
 /// count of Korthikanti et al., 2022), plus the logits, their softmax and its gradient (3·B·T·V), all float32;</item>
-/// <item>the runtime (.NET, libtorch, allocator slack): <see cref="RuntimeBytes"/>.</item>
+/// <item>the runtime (.NET, libtorch, allocator slack): <see cref="RuntimeBytes"/>;</item>
+/// <item>when runs train two at a time (<see cref="TrainingSpec.SideBySide"/>), twice the training state and the
+/// activations, and the curve's two models.</item>
 /// </list>
 /// It is an estimate (libtorch's allocator and temporaries vary by ±25 %); it errs high.
 /// </summary>
@@ -56,6 +58,15 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
         if (spec.Strategy == Strategies.Distill)
         {
             activations += 4 * 3 * b * t * candidateConfig.VocabSize;   // the teacher's logits and the two softened distributions
+        }
+
+        if (spec.TrainsSideBySide(candidatePs, Environment.ProcessorCount))
+        {
+            // Two runs train at once: their states and activations both, and during the curve its two models besides
+            // the candidate and scratch the report keeps.
+            state *= 2;
+            activations *= 2;
+            models += spec.CurveFractions().Count > 0 ? 2 * 4 * candidatePs : 0;
         }
 
         return new MemoryEstimate(models, state, activations, Runtime);
