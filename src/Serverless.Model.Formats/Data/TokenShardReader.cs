@@ -11,12 +11,14 @@ public sealed class TokenShardReader : ITokenSource, IDisposable
 {
     private readonly FileStream _stream;
     private readonly int _bufferBytes;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
 
     private TokenShardReader(FileStream stream, long count, int bufferTokens)
     {
         _stream = stream;
         Count = count;
         _bufferBytes = bufferTokens * sizeof(ushort);
+        _handle = stream.SafeFileHandle;
     }
 
     /// <inheritdoc />
@@ -77,18 +79,19 @@ public sealed class TokenShardReader : ITokenSource, IDisposable
 
         // Positional reads into a rented buffer: no shared file position or buffer, so runs training side by side
         // (TrainingSpec.SideBySide) read one shard at the same time.
-        var buffer = ArrayPool<byte>.Shared.Rent(_bufferBytes);
+        var bufferBytes = (int)Math.Min(_bufferBytes, Math.Max(2L, (long)destination.Length * sizeof(ushort)));
+        var buffer = ArrayPool<byte>.Shared.Rent(bufferBytes);
         try
         {
             var offset = TokenShard.HeaderBytes + (start * sizeof(ushort));
             var done = 0;
             while (done < destination.Length)
             {
-                var n = Math.Min(destination.Length - done, _bufferBytes / sizeof(ushort));
+                var n = Math.Min(destination.Length - done, bufferBytes / sizeof(ushort));
                 var bytes = buffer.AsSpan(0, n * sizeof(ushort));
                 for (var read = 0; read < bytes.Length;)
                 {
-                    var got = RandomAccess.Read(_stream.SafeFileHandle, bytes[read..], offset + read);
+                    var got = RandomAccess.Read(_handle, bytes[read..], offset + read);
                     if (got == 0)
                     {
                         throw new EndOfStreamException($"The token shard ended at byte {offset + read}, before token {start + destination.Length}.");

@@ -39,8 +39,12 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
         return ((long)config.VocabSize * d) + ((long)config.NPositions * d) + (config.NLayer * block) + (2 * d);
     }
 
-    /// <summary>The estimate for fine-tuning <paramref name="baseConfig"/> with <paramref name="spec"/> (the candidate's shape for <c>distill</c> is the student's).</summary>
-    public static MemoryEstimate For(Gpt2Config baseConfig, TrainingSpec spec, Gpt2Config? teacherConfig = null)
+    /// <summary>
+    /// The estimate for fine-tuning <paramref name="baseConfig"/> with <paramref name="spec"/> (the candidate's shape for
+    /// <c>distill</c> is the student's); <paramref name="runsSideBySide"/>: the trainer trains two runs at a time
+    /// (<see cref="TrainingSpec.TrainsSideBySide"/> on a CPU).
+    /// </summary>
+    public static MemoryEstimate For(Gpt2Config baseConfig, TrainingSpec spec, Gpt2Config? teacherConfig = null, bool runsSideBySide = false)
     {
         ArgumentNullException.ThrowIfNull(baseConfig);
         ArgumentNullException.ThrowIfNull(spec);
@@ -60,7 +64,7 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
             activations += 4 * 3 * b * t * candidateConfig.VocabSize;   // the teacher's logits and the two softened distributions
         }
 
-        if (spec.TrainsSideBySide(candidatePs, Environment.ProcessorCount))
+        if (runsSideBySide)
         {
             // Two runs train at once: their states and activations both, and during the curve its two models besides
             // the candidate and scratch the report keeps.

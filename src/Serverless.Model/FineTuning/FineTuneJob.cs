@@ -95,9 +95,9 @@ public static class FineTuneJob
             championScore = Score(champion);
         }
 
-        // What each run trains with: the curve's fractions say which runs there are, not how one is trained, so a
-        // finished job's checkpoints stay resumable when a curve is asked for afterwards.
-        var runSpec = spec with { DataFractions = null };
+        // What each run trains with: the curve's fractions say which runs there are, and sideBySide how many train at
+        // once, not how one is trained, so a job's checkpoints stay resumable when either changes afterwards.
+        var runSpec = spec with { DataFractions = null, SideBySide = new TrainingSpec().SideBySide };
         using var candidate = BuildCandidate(baseModel, request.BaseModel, runSpec, out var teacher);
         if (media is not null && manifest.Classes is { } classes)
         {
@@ -143,8 +143,16 @@ public static class FineTuneJob
 
             var curveRuns = trainsScratch ? CurveRuns() : [];
             runs.AddRange(curveRuns.SelectMany(point => point.Runs));
-            var lanes = device.type == DeviceType.CPU && spec.TrainsSideBySide(candidate.ParameterCount(), Environment.ProcessorCount) ? SideBySideRuns.Lanes : 1;
-            SideBySideRuns.Run(runs, lanes, cancellation);
+            var lanes = device.type == DeviceType.CPU && spec.TrainsSideBySide(baseModel.ParameterCount(), Environment.ProcessorCount) ? SideBySideRuns.Lanes : 1;
+            try
+            {
+                SideBySideRuns.Run(runs, lanes, cancellation);
+            }
+            catch
+            {
+                scratch?.Dispose();   // with runs side by side, scratch may exist although the candidate failed
+                throw;
+            }
 
             var curve = scratchScore is null || curveRuns.Count == 0 ? null
                 : DataEfficiency.From([new CurvePoint(1, curveRuns[0].AllDocuments, train.Count, candidateScore, scratchScore), .. curveRuns.Select(r => r.Point())]);

@@ -39,7 +39,8 @@ internal static unsafe class FusedCpuUpdate
             }
         }
 
-        Parallel.For(0, chunks.Count, c =>
+        // As many threads as libtorch's intra-op count, which runs side by side (SideBySideRuns) split between them.
+        Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, TorchSharp.torch.get_num_threads()) }, c =>
         {
             var (index, start, count) = chunks[c];
             var t = pointers[index];

@@ -14,13 +14,17 @@ namespace Serverless.Model.Training;
 /// </para>
 /// <para>
 /// The first run to fail cancels the others (each stops at a step boundary, as on Ctrl+C) and its exception is the
-/// one thrown, as it would be one at a time. Runs are handed out in list order, so progress follows the same order.
+/// one thrown, as it would be one at a time; when the caller cancelled, the cancellation is. Runs are handed out in
+/// list order, so progress follows the same order. The thread count is process-wide, so side-by-side sections in one
+/// process take turns.
 /// </para>
 /// </summary>
 internal static class SideBySideRuns
 {
     /// <summary>Runs at a time when side by side.</summary>
     public const int Lanes = 2;
+
+    private static readonly Lock ThreadCount = new();
 
     /// <summary>Runs <paramref name="runs"/> on <paramref name="lanes"/> threads (1: in order on this thread).</summary>
     public static void Run(IReadOnlyList<Action<CancellationToken>> runs, int lanes, CancellationToken cancellation)
@@ -37,6 +41,7 @@ internal static class SideBySideRuns
             return;
         }
 
+        using var turn = ThreadCount.EnterScope();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var gate = new Lock();
         ExceptionDispatchInfo? first = null;
@@ -59,6 +64,7 @@ internal static class SideBySideRuns
 
                     try
                     {
+                        stop.Token.ThrowIfCancellationRequested();
                         runs[i](stop.Token);
                     }
                     catch (Exception e)
@@ -85,6 +91,10 @@ internal static class SideBySideRuns
             set_num_threads(threads);
         }
 
-        first?.Throw();
+        if (first is not null)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            first.Throw();
+        }
     }
 }

@@ -1,4 +1,6 @@
 using Serverless.Model.Evaluation;
+using Serverless.Model.Generation;
+using Serverless.Model.Tokenizers;
 
 namespace Serverless.Model.Tests.Evaluation;
 
@@ -33,5 +35,26 @@ public sealed class DictionaryWordsTests
     public void Load_OfAMissingList_IsNull()
     {
         DictionaryWords.Load("/nonexistent/words").ShouldBeNull();
+    }
+
+    [Fact]
+    public void MeasureSamples_GeneratedTwoAtATime_AreTheSamplesEachSeedGivesAlone_AndCountTheirWords()
+    {
+        using var model = TinyModels.Create(seed: 3);
+        var tokenizer = TokenizerRegistry.Get(model.Config.TokenizerName);
+        var options = new GenerationOptions { Temperature = 0.8, TopK = 40 };
+        var (share, texts) = Small.MeasureSamples(model, tokenizer, options, samples: 4, length: 24);
+
+        texts.Count.ShouldBe(4);
+        for (var sample = 1; sample <= 4; sample++)
+        {
+            // Sample s's first document, generated on its own with its seed (1000·s), starts sample s's text.
+            var alone = TextGenerator.Generate(model, [tokenizer.EndOfText], options with { MaxNewTokens = 24, Seed = sample * 1000 });
+            var text = tokenizer.Decode(alone.TakeWhile(id => id != tokenizer.EndOfText));
+            texts[sample - 1].ShouldStartWith(text);
+        }
+
+        share.ShouldBe(Small.Measure(texts));
+        Small.MeasureSamples(model, tokenizer, options, samples: 4, length: 24).Texts.ShouldBe(texts, "the same seeds, the same samples");
     }
 }

@@ -6,6 +6,7 @@ using Serverless.Model.Training;
 namespace Serverless.Model.Tests.FineTuning;
 
 /// <summary>The data-efficiency curve: nested subsets, the smallest fraction that beats scratch, the runs and the plot.</summary>
+[Collection(nameof(Training.RunsAlone))]   // its jobs train side by side, which changes libtorch's process-wide thread count
 public sealed class DataEfficiencyTests : IDisposable
 {
     private const int Eot = 256;

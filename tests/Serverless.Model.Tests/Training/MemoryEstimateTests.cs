@@ -40,16 +40,13 @@ public class MemoryEstimateTests
         var spec = new TrainingSpec { BatchSize = 16, BlockSize = 128, DataFractions = [0.1, 1] };
         var parameters = MemoryEstimate.Parameters(config);
         spec.TrainsSideBySide(parameters, processors: 2).ShouldBeTrue("the demo's model trains two runs at a time on 2 cores");
-        var off = MemoryEstimate.For(config, spec with { SideBySide = "off" });
-        var sideBySide = MemoryEstimate.For(config, spec);
-        if (Environment.ProcessorCount >= 2)
-        {
-            sideBySide.TrainingStateBytes.ShouldBe(2 * off.TrainingStateBytes);
-            sideBySide.ActivationBytes.ShouldBe(2 * off.ActivationBytes);
-            sideBySide.ModelBytes.ShouldBe(off.ModelBytes + (2 * 4 * parameters));
-        }
-
-        MemoryEstimate.For(Gpt2Config.Gpt2Small, spec).TrainingStateBytes.ShouldBe(16 * 124_439_808L, "124M trains one run at a time");
+        var off = MemoryEstimate.For(config, spec);
+        var sideBySide = MemoryEstimate.For(config, spec, runsSideBySide: true);
+        sideBySide.TrainingStateBytes.ShouldBe(2 * off.TrainingStateBytes);
+        sideBySide.ActivationBytes.ShouldBe(2 * off.ActivationBytes);
+        sideBySide.ModelBytes.ShouldBe(off.ModelBytes + (2 * 4 * parameters), "the curve's candidate and scratch beside the job's");
+        MemoryEstimate.For(config, spec with { DataFractions = null }, runsSideBySide: true).ModelBytes.ShouldBe(off.ModelBytes, "no curve, no more models");
+        spec.TrainsSideBySide(MemoryEstimate.Parameters(Gpt2Config.Gpt2Small), processors: 16).ShouldBeFalse("124M trains one run at a time");
     }
 
     [Fact]

@@ -4,6 +4,8 @@ using static TorchSharp.torch;
 namespace Serverless.Model.Tests.Training;
 
 /// <summary>Independent runs two at a time: every run runs once, the first failure wins, libtorch's threads come back.</summary>
+/// <remarks>Alone: libtorch's thread count is process-wide, and other tests' side-by-side jobs change it while they run.</remarks>
+[Collection(nameof(RunsAlone))]
 public sealed class SideBySideRunsTests
 {
     [Fact]
@@ -89,9 +91,11 @@ public sealed class SideBySideRunsTests
     public void CancellingTheJob_StopsBothRuns_WithOperationCanceled()
     {
         using var cancel = new CancellationTokenSource();
+        using var bothStarted = new CountdownEvent(2);
         var stopped = 0;
         Action<CancellationToken> run = token =>
         {
+            bothStarted.Signal();
             while (!token.IsCancellationRequested)
             {
                 Thread.Sleep(5);
@@ -100,7 +104,11 @@ public sealed class SideBySideRunsTests
             Interlocked.Increment(ref stopped);
             token.ThrowIfCancellationRequested();
         };
-        cancel.CancelAfter(TimeSpan.FromMilliseconds(100));
+        _ = Task.Run(() =>
+        {
+            bothStarted.Wait(TimeSpan.FromSeconds(30), CancellationToken.None);
+            cancel.Cancel();
+        }, CancellationToken.None);
 
         Should.Throw<OperationCanceledException>(() => SideBySideRuns.Run([run, run, run], SideBySideRuns.Lanes, cancel.Token));
         stopped.ShouldBe(2, "the two running runs stop; the third never starts");
