@@ -131,17 +131,23 @@ public sealed class DataEfficiencyTests : IDisposable
         return _dir.Write("data.jsonl", string.Join("\n", lines) + "\n");
     }
 
-    [Fact]
-    public void Job_WithDataFractions_TrainsBothModelsOnEachSubset_ScoresThemOnTest_AndPlotsTheCurve()
+    /// <summary>A tiny base saved to <c>base/</c>, and a short spec with the curve at a quarter.</summary>
+    private (string BaseDirectory, TrainingSpec Spec) BaseAndCurveSpec(int steps)
     {
         using var model = TinyModels.Create();
         var baseDirectory = _dir.File("base");
         model.SavePretrained(baseDirectory);
-        var spec = new TrainingSpec
+        return (baseDirectory, new TrainingSpec
         {
-            Steps = 4, BatchSize = 2, BlockSize = 16, WarmupSteps = 1, EvalEvery = 2, CheckpointEvery = 2, SampleTokens = 0,
+            Steps = steps, BatchSize = 2, BlockSize = 16, WarmupSteps = 1, EvalEvery = steps / 2, CheckpointEvery = steps / 2, SampleTokens = 0,
             BiasProbes = "none", DataFractions = [0.25, 1],
-        };
+        });
+    }
+
+    [Fact]
+    public void Job_WithDataFractions_TrainsBothModelsOnEachSubset_ScoresThemOnTest_AndPlotsTheCurve()
+    {
+        var (baseDirectory, spec) = BaseAndCurveSpec(steps: 4);
         var phases = new List<string>();
         var report = FineTuneJob.Run(new FineTuneRequest(baseDirectory, [Data()], _dir.File("job"), spec),
             (phase, _) => phases.Add(phase));
@@ -175,15 +181,8 @@ public sealed class DataEfficiencyTests : IDisposable
     [Fact]
     public void Job_SideBySide_TrainsTwoRunsAtOnce_AndScoresWhatOneAtATimeScores()
     {
-        using var model = TinyModels.Create();
-        var baseDirectory = _dir.File("base");
-        model.SavePretrained(baseDirectory);
-        var spec = new TrainingSpec
-        {
-            Steps = 6, BatchSize = 2, BlockSize = 16, WarmupSteps = 1, EvalEvery = 3, CheckpointEvery = 3, SampleTokens = 0,
-            BiasProbes = "none", DataFractions = [0.25, 1],
-        };
-        spec.TrainsSideBySide(model.ParameterCount(), processors: 2).ShouldBeTrue();
+        var (baseDirectory, spec) = BaseAndCurveSpec(steps: 6);
+        spec.TrainsSideBySide(MemoryEstimate.Parameters(TinyModels.Config), processors: 2).ShouldBeTrue();
 
         FineTuneReport Run(string name, TrainingSpec s, List<(string Phase, int Thread)> reports) =>
             FineTuneJob.Run(new FineTuneRequest(baseDirectory, [Data()], _dir.File(name), s),
