@@ -77,8 +77,7 @@ public sealed class TokenShardReader : ITokenSource, IDisposable
             throw new ArgumentOutOfRangeException(nameof(start), $"Tokens {start}..{start + destination.Length} are outside the shard (0..{Count}).");
         }
 
-        // Positional reads into a rented buffer: no shared file position or buffer, so runs training side by side
-        // (TrainingSpec.SideBySide) read one shard at the same time.
+        // Positional reads into a rented buffer: no shared file position or buffer, so threads may read at once.
         var bufferBytes = (int)Math.Min(_bufferBytes, Math.Max(2L, (long)destination.Length * sizeof(ushort)));
         var buffer = ArrayPool<byte>.Shared.Rent(bufferBytes);
         try

@@ -12,9 +12,7 @@ namespace Serverless.Model.Training;
 /// trainable parameter;</item>
 /// <item>activations of one micro-batch kept for the backward pass: per block about B·T·(34·d + 5·h·T) values (the
 /// count of Korthikanti et al., 2022), plus the logits, their softmax and its gradient (3·B·T·V), all float32;</item>
-/// <item>the runtime (.NET, libtorch, allocator slack): <see cref="RuntimeBytes"/>;</item>
-/// <item>when runs train two at a time (<see cref="TrainingSpec.SideBySide"/>), twice the training state and the
-/// activations, and the curve's two models.</item>
+/// <item>the runtime (.NET, libtorch, allocator slack): <see cref="RuntimeBytes"/>.</item>
 /// </list>
 /// It is an estimate (libtorch's allocator and temporaries vary by ±25 %); it errs high.
 /// </summary>
@@ -39,12 +37,8 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
         return ((long)config.VocabSize * d) + ((long)config.NPositions * d) + (config.NLayer * block) + (2 * d);
     }
 
-    /// <summary>
-    /// The estimate for fine-tuning <paramref name="baseConfig"/> with <paramref name="spec"/> (the candidate's shape for
-    /// <c>distill</c> is the student's); <paramref name="runsSideBySide"/>: the trainer trains two runs at a time
-    /// (<see cref="TrainingSpec.TrainsSideBySide"/> on a CPU).
-    /// </summary>
-    public static MemoryEstimate For(Gpt2Config baseConfig, TrainingSpec spec, Gpt2Config? teacherConfig = null, bool runsSideBySide = false)
+    /// <summary>The estimate for fine-tuning <paramref name="baseConfig"/> with <paramref name="spec"/> (the candidate's shape for <c>distill</c> is the student's).</summary>
+    public static MemoryEstimate For(Gpt2Config baseConfig, TrainingSpec spec, Gpt2Config? teacherConfig = null)
     {
         ArgumentNullException.ThrowIfNull(baseConfig);
         ArgumentNullException.ThrowIfNull(spec);
@@ -62,15 +56,6 @@ public sealed record MemoryEstimate(long ModelBytes, long TrainingStateBytes, lo
         if (spec.Strategy == Strategies.Distill)
         {
             activations += 4 * 3 * b * t * candidateConfig.VocabSize;   // the teacher's logits and the two softened distributions
-        }
-
-        if (runsSideBySide)
-        {
-            // Two runs train at once: their states and activations both, and during the curve its two models besides
-            // the candidate and scratch the report keeps.
-            state *= 2;
-            activations *= 2;
-            models += spec.CurveFractions().Count > 0 ? 2 * 4 * candidatePs : 0;
         }
 
         return new MemoryEstimate(models, state, activations, Runtime);

@@ -119,24 +119,6 @@ public sealed record TrainingSpec
     /// <summary>Also train the scratch baseline under the same budget and report it. <value>true</value>.</summary>
     public bool CompareWithScratch { get; init; } = true;
 
-    /// <summary>
-    /// Whether a job's independent runs (candidate, scratch, the curve's runs) may train two at a time on a CPU, each
-    /// on half the cores: <c>auto</c> does so for models of at most <see cref="SideBySideParameterLimit"/> parameters,
-    /// whose small matrix products leave half of two cores idle; <c>off</c> trains one run at a time on every core.
-    /// LoRA with dropout always trains one at a time (its dropout draws from libtorch's process-wide generator).
-    /// <value>auto</value>.
-    /// </summary>
-    public string SideBySide { get; init; } = "auto";
-
-    /// <summary>The largest model <see cref="SideBySide"/> <c>auto</c> trains two at a time. <value>2,000,000</value>.</summary>
-    public const long SideBySideParameterLimit = 2_000_000;
-
-    /// <summary>Whether runs of a model with <paramref name="parameters"/> train two at a time on a CPU with <paramref name="processors"/> cores.</summary>
-    public bool TrainsSideBySide(long parameters, int processors) =>
-        SideBySide == "auto" && processors >= 2 && parameters <= SideBySideParameterLimit
-        && CompareWithScratch && Strategy != Strategies.Scratch
-        && !(Strategy == Strategies.Lora && LoraDropout > 0);
-
     /// <summary>Prompts for the samples in the report; null uses the starts of two validation documents.</summary>
     public IReadOnlyList<string>? SamplePrompts { get; init; }
 
@@ -254,7 +236,6 @@ public sealed record TrainingSpec
         Check(Finite(DistillAlpha) && DistillAlpha is >= 0 and <= 1, "distillAlpha", $"is {DistillAlpha}; it must be in [0, 1].");
         Check(Finite(DistillTemperature) && DistillTemperature > 0, "distillTemperature", $"is {DistillTemperature}; it must be more than 0.");
         Check(Precision is "auto" or "fp32" or "bf16", "precision", $"'{Precision}' is not one of auto, fp32, bf16.");
-        Check(SideBySide is "auto" or "off", "sideBySide", $"'{SideBySide}' is not one of auto, off.");
         Check(EvalEvery >= 1, "evalEvery", $"is {EvalEvery}; it must be 1 or more.");
         Check(EvalTokens is null or >= 2, "evalTokens", $"is {EvalTokens}; it must be 2 or more, or null for all.");
         Check(EarlyStoppingPatience >= 0, "earlyStoppingPatience", $"is {EarlyStoppingPatience}; it must be 0 (off) or more.");

@@ -69,30 +69,18 @@ public sealed class DictionaryWords
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(options);
-        // The samples are independent (each has its own seeds): generate them two at a time, one thread each, as
-        // SideBySideRuns trains runs; a model this small generates faster so than one sample at a time on both cores.
-        var texts = new string[samples];
-        var wasTraining = model.training;
-        model.eval();
-        try
+        var texts = new List<string>();
+        for (var sample = 1; sample <= samples; sample++)
         {
-            var runs = Enumerable.Range(1, samples).Select(sample => (Action<CancellationToken>)(_ =>
+            var ids = new List<int>();
+            for (var document = 0; ids.Count < length; document++)
             {
-                var ids = new List<int>();
-                for (var document = 0; ids.Count < length; document++)
-                {
-                    var generated = TextGenerator.Generate(model, [tokenizer.EndOfText],
-                        options with { MaxNewTokens = length - ids.Count, Seed = sample * 1000 + document });
-                    ids.AddRange(generated);
-                }
+                var generated = TextGenerator.Generate(model, [tokenizer.EndOfText],
+                    options with { MaxNewTokens = length - ids.Count, Seed = sample * 1000 + document });
+                ids.AddRange(generated);
+            }
 
-                texts[sample - 1] = tokenizer.Decode(ids.Select(id => id == tokenizer.EndOfText ? tokenizer.Encode("\n")[0] : id));
-            })).ToList();
-            Training.SideBySideRuns.Run(runs, Environment.ProcessorCount >= 2 ? Training.SideBySideRuns.Lanes : 1, CancellationToken.None);
-        }
-        finally
-        {
-            model.train(wasTraining);
+            texts.Add(tokenizer.Decode(ids.Select(id => id == tokenizer.EndOfText ? tokenizer.Encode("\n")[0] : id)));
         }
 
         return (Measure(texts), texts);

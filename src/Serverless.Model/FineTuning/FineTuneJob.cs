@@ -51,14 +51,6 @@ public static class FineTuneJob
         var spec = request.Spec.Validate();
         var probes = BiasProbes.Load(spec.BiasProbes);   // a missing probe file fails now, not after training
         var output = request.OutputDirectory;
-        var progressGate = new Lock();   // runs side by side report from two threads; the callback sees one at a time
-        Action<string, TrainingProgress>? reportProgress = progress is null ? null : (phase, p) =>
-        {
-            lock (progressGate)
-            {
-                progress(phase, p);
-            }
-        };
         var device = request.Device ?? CPU;
         using var baseModel = Gpt2Model.FromPretrained(request.BaseModel);
         baseModel.to(device);
@@ -95,9 +87,9 @@ public static class FineTuneJob
             championScore = Score(champion);
         }
 
-        // What each run trains with: the curve's fractions say which runs there are, and sideBySide how many train at
-        // once, not how one is trained, so a job's checkpoints stay resumable when either changes afterwards.
-        var runSpec = spec with { DataFractions = null, SideBySide = new TrainingSpec().SideBySide };
+        // What each run trains with: the curve's fractions say which runs there are, not how one is trained, so a
+        // finished job's checkpoints stay resumable when a curve is asked for afterwards.
+        var runSpec = spec with { DataFractions = null };
         using var candidate = BuildCandidate(baseModel, request.BaseModel, runSpec, out var teacher);
         if (media is not null && manifest.Classes is { } classes)
         {
@@ -109,53 +101,25 @@ public static class FineTuneJob
         using (teacher)
         {
             var trainable = StrategySetup.Apply(candidate, runSpec);
-            TrainingResult candidateResult = null!;
-            ModelScore candidateScore = null!;
+            var candidateResult = TrainCandidate(candidate, trainable, teacher, train, "candidate");
+            var candidateScore = Scored(candidate);
+
             TrainingResult? scratchResult = null;
             ModelScore? scratchScore = null;
             Gpt2Model? scratch = null;
             long scratchTrainable = 0, scratchParameterCount = 0;
-
-            // The independent runs — candidate, scratch, and both again on each subset of the curve — in the order they
-            // are reported; small models on a CPU train two side by side (SideBySideRuns says why).
-            var runs = new List<Action<CancellationToken>>
+            if (spec.CompareWithScratch && spec.Strategy != Strategies.Scratch)
             {
-                token =>
-                {
-                    candidateResult = TrainCandidate(candidate, trainable, teacher, train, "candidate", token);
-                    candidateScore = Scored(candidate);
-                },
-            };
-            var trainsScratch = spec.CompareWithScratch && spec.Strategy != Strategies.Scratch;
-            if (trainsScratch)
-            {
-                runs.Add(token =>
-                {
-                    // The candidate's own architecture, untrained: for distill that is the student (the same model without
-                    // the teacher is the honest comparison), for the other strategies the base's.
-                    scratch = new Gpt2Model(candidate.Config, spec.Seed);
-                    scratch.to(device);
-                    (scratchResult, scratchTrainable) = TrainScratch(scratch, train, "scratch", token);
-                    scratchParameterCount = scratch.ParameterCount();
-                    scratchScore = Scored(scratch);
-                });
+                // The candidate's own architecture, untrained: for distill that is the student (the same model without
+                // the teacher is the honest comparison), for the other strategies the base's.
+                scratch = new Gpt2Model(candidate.Config, spec.Seed);
+                scratch.to(device);
+                (scratchResult, scratchTrainable) = TrainScratch(scratch, train, "scratch");
+                scratchParameterCount = scratch.ParameterCount();
+                scratchScore = Scored(scratch);
             }
 
-            var curveRuns = trainsScratch ? CurveRuns() : [];
-            runs.AddRange(curveRuns.SelectMany(point => point.Runs));
-            var lanes = device.type == DeviceType.CPU && spec.TrainsSideBySide(baseModel.ParameterCount(), Environment.ProcessorCount) ? SideBySideRuns.Lanes : 1;
-            try
-            {
-                SideBySideRuns.Run(runs, lanes, cancellation);
-            }
-            catch
-            {
-                scratch?.Dispose();   // with runs side by side, scratch may exist although the candidate failed
-                throw;
-            }
-
-            var curve = scratchScore is null || curveRuns.Count == 0 ? null
-                : DataEfficiency.From([new CurvePoint(1, curveRuns[0].AllDocuments, train.Count, candidateScore, scratchScore), .. curveRuns.Select(r => r.Point())]);
+            var curve = scratchScore is null ? null : DataEfficiencyCurve(candidateScore, scratchScore);
             var samples = tokenizer is null ? [] : Samples(baseModel, candidate, tokenizer, spec, validation);
             var mediaDirectory = Path.Combine(output, "media-samples");
             var (quality, sampleFiles) = media is null || spec.SampleTokens == 0
@@ -187,82 +151,58 @@ public static class FineTuneJob
                 Directory.Exists(mediaDirectory) ? mediaDirectory : null);
             return report;
 
-            TrainingResult TrainCandidate(Gpt2Model model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, Gpt2Model? withTeacher, ITokenSource data, string phase, CancellationToken token) =>
-                TrainingLoop.Train(model, parameters, runSpec, data, validation, Options(phase, withTeacher, token));
+            TrainingResult TrainCandidate(Gpt2Model model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, Gpt2Model? withTeacher, ITokenSource data, string phase) =>
+                TrainingLoop.Train(model, parameters, runSpec, data, validation, Options(phase, withTeacher));
 
-            (TrainingResult Result, long Trainable) TrainScratch(Gpt2Model model, ITokenSource data, string phase, CancellationToken token)
+            (TrainingResult Result, long Trainable) TrainScratch(Gpt2Model model, ITokenSource data, string phase)
             {
                 var scratchSpec = runSpec with { Strategy = Strategies.Scratch };
                 var parameters = StrategySetup.Apply(model, scratchSpec);
-                return (TrainingLoop.Train(model, parameters, scratchSpec, data, validation, Options(phase, null, token)), parameters.Sum(p => p.Parameter.numel()));
+                return (TrainingLoop.Train(model, parameters, scratchSpec, data, validation, Options(phase, null)), parameters.Sum(p => p.Parameter.numel()));
             }
 
-            TrainingOptions Options(string phase, Gpt2Model? withTeacher, CancellationToken token) => new()
+            TrainingOptions Options(string phase, Gpt2Model? withTeacher) => new()
             {
                 CheckpointDirectory = Path.Combine(output, "checkpoints", phase),
-                Progress = reportProgress is null ? null : p => reportProgress(phase, p),
-                Cancellation = token,
+                Progress = progress is null ? null : p => progress(phase, p),
+                Cancellation = cancellation,
                 Teacher = withTeacher,
                 CheckpointWritten = request.CheckpointWritten is { } written ? dir => written(phase, dir) : null,
             };
 
             // Candidate and scratch again on nested subsets of the training split, smallest first; the whole split is
             // the job's own two runs. Each run checkpoints under its own phase, so a stopped curve resumes too.
-            List<CurveRuns> CurveRuns()
+            DataEfficiency? DataEfficiencyCurve(ModelScore fullCandidate, ModelScore fullScratch)
             {
                 var fractions = spec.CurveFractions();
                 if (fractions.Count == 0)
                 {
-                    return [];
+                    return null;
                 }
 
                 var subsets = new NestedSubsets(train, endOfText, spec.SplitSeed);
-                return fractions.Select(fraction => new CurveRuns(fraction, subsets.Documents, subsets.Take(fraction, minTokens: blockSize + 1), (subset, token) =>
+                var points = new List<CurvePoint> { new(1, subsets.Documents, train.Count, fullCandidate, fullScratch) };
+                foreach (var fraction in fractions)
                 {
+                    var subset = subsets.Take(fraction, minTokens: blockSize + 1);
                     using var small = BuildCandidate(baseModel, request.BaseModel, runSpec, out var smallTeacher);
                     using (smallTeacher)
                     {
                         small.to(device);
                         smallTeacher?.to(device);
-                        TrainCandidate(small, StrategySetup.Apply(small, runSpec), smallTeacher, subset, CurvePhase("candidate", fraction), token);
+                        TrainCandidate(small, StrategySetup.Apply(small, runSpec), smallTeacher, subset, CurvePhase("candidate", fraction));
                     }
 
-                    return Scored(small);
-                }, (subset, token) =>
-                {
+                    var smallCandidate = Scored(small);
                     using var smallScratch = new Gpt2Model(candidate.Config, spec.Seed);
                     smallScratch.to(device);
-                    TrainScratch(smallScratch, subset, CurvePhase("scratch", fraction), token);
-                    return Scored(smallScratch);
-                })).ToList();
+                    TrainScratch(smallScratch, subset, CurvePhase("scratch", fraction));
+                    points.Add(new CurvePoint(fraction, subset.Documents, subset.Count, smallCandidate, Scored(smallScratch)));
+                }
+
+                return DataEfficiency.From(points);
             }
         }
-    }
-
-    /// <summary>The two runs of one point of the data-efficiency curve below the whole split, and their scores once run.</summary>
-    private sealed class CurveRuns
-    {
-        private readonly NestedSubsets.Subset _subset;
-        private ModelScore? _candidate, _scratch;
-
-        public CurveRuns(double fraction, int allDocuments, NestedSubsets.Subset subset,
-            Func<NestedSubsets.Subset, CancellationToken, ModelScore> candidate, Func<NestedSubsets.Subset, CancellationToken, ModelScore> scratch)
-        {
-            (Fraction, AllDocuments, _subset) = (fraction, allDocuments, subset);
-            Runs = [token => _candidate = candidate(subset, token), token => _scratch = scratch(subset, token)];
-        }
-
-        public double Fraction { get; }
-
-        /// <summary>Documents in the whole training split.</summary>
-        public int AllDocuments { get; }
-
-        /// <summary>Train and score the candidate, then the scratch baseline, on the subset.</summary>
-        public IReadOnlyList<Action<CancellationToken>> Runs { get; }
-
-        public CurvePoint Point() => new(Fraction, _subset.Documents, _subset.Count,
-            _candidate ?? throw new InvalidOperationException("The curve's candidate run has not run."),
-            _scratch ?? throw new InvalidOperationException("The curve's scratch run has not run."));
     }
 
     /// <summary>The phase (progress, checkpoints) of a data-efficiency run: <c>candidate-f0.1</c>, <c>scratch-f0.1</c>.</summary>

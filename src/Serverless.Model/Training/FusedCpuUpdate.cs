@@ -39,8 +39,7 @@ internal static unsafe class FusedCpuUpdate
             }
         }
 
-        // As many threads as libtorch's intra-op count, which runs side by side (SideBySideRuns) split between them.
-        Parallel.For(0, chunks.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, TorchSharp.torch.get_num_threads()) }, c =>
+        Parallel.For(0, chunks.Count, c =>
         {
             var (index, start, count) = chunks[c];
             var t = pointers[index];

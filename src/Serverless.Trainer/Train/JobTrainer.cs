@@ -94,11 +94,8 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                 ?? throw new ModelFormatException($"base model '{spec.BaseModel}' was not found.");
 
             // Refuse up front, with the numbers, a job that cannot fit in the memory this trainer may use.
-            var baseConfig = Model.Gpt2.Gpt2Config.Load(Path.Combine(baseModel, "config.json"));
-            var onCpu = !TorchSharp.torch.cuda.is_available();
-            var estimate = MemoryEstimate.For(baseConfig, spec.Training,
-                spec.Training.Teacher is { } teacher && File.Exists(Path.Combine(teacher, "config.json")) ? Model.Gpt2.Gpt2Config.Load(Path.Combine(teacher, "config.json")) : null,
-                runsSideBySide: onCpu && spec.Training.TrainsSideBySide(MemoryEstimate.Parameters(baseConfig), Environment.ProcessorCount));
+            var estimate = MemoryEstimate.For(Model.Gpt2.Gpt2Config.Load(Path.Combine(baseModel, "config.json")), spec.Training,
+                spec.Training.Teacher is { } teacher && File.Exists(Path.Combine(teacher, "config.json")) ? Model.Gpt2.Gpt2Config.Load(Path.Combine(teacher, "config.json")) : null);
             var memoryLimit = options.MemoryLimit ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
             if (estimate.Refusal(memoryLimit, spec.Training) is { } tooBig)
             {
@@ -123,22 +120,22 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
 
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var watch = Stopwatch.StartNew();
-            var lastReport = new Dictionary<string, TimeSpan>();   // per phase: runs side by side report in turn
+            TimeSpan? lastReport = null;
             var report = await Task.Run(() => FineTuneJob.Run(
                 new FineTuneRequest(baseModel, null, output, spec.Training, prepared, champion)
                 {
                     // A GPU when the container has one (and the CUDA libtorch), else the CPU.
-                    Device = onCpu ? TorchSharp.torch.CPU : TorchSharp.torch.CUDA,
+                    Device = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.CUDA : TorchSharp.torch.CPU,
                     CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, spec.KeepCheckpoints, CancellationToken.None).GetAwaiter().GetResult(),
                 },
                 (phase, p) =>
                 {
-                    if (lastReport.TryGetValue(phase, out var last) && watch.Elapsed - last < options.ProgressInterval && p.Step < p.TotalSteps && p.ValidationLoss is null)
+                    if (lastReport is { } last && watch.Elapsed - last < options.ProgressInterval && p.Step < p.TotalSteps && p.ValidationLoss is null)
                     {
                         return;
                     }
 
-                    lastReport[phase] = watch.Elapsed;
+                    lastReport = watch.Elapsed;
                     var current = jobs.GetAsync(jobId, CancellationToken.None).GetAwaiter().GetResult();
                     if (current?.Job.CancelRequested == true)
                     {

@@ -31,7 +31,7 @@ public class TokenShardTests
     [Fact]
     public void Read_FromSeveralThreadsAtOnce_GivesEachItsOwnWindow()
     {
-        // Runs training side by side read one shard; a shared file position or buffer would mix their windows.
+        // A shared file position or buffer would mix the threads' windows.
         using var dir = new TempDirectory();
         var path = dir.File("train.bin");
         var tokens = Enumerable.Range(0, 50_000).Select(i => (i * 31) % 65536).ToArray();

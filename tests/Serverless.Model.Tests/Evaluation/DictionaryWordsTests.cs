@@ -38,7 +38,7 @@ public sealed class DictionaryWordsTests
     }
 
     [Fact]
-    public void MeasureSamples_GeneratedTwoAtATime_AreTheSamplesEachSeedGivesAlone_AndCountTheirWords()
+    public void MeasureSamples_AreTheSamplesEachSeedGivesAlone_AndCountTheirWords()
     {
         using var model = TinyModels.Create(seed: 3);
         var tokenizer = TokenizerRegistry.Get(model.Config.TokenizerName);

@@ -34,22 +34,6 @@ public class MemoryEstimateTests
     }
 
     [Fact]
-    public void Estimate_OfRunsSideBySide_CountsTwoRunsTrainingAndTheCurvesModels()
-    {
-        var config = Pretraining.ConfigFor("tiny", "bytes");
-        var spec = new TrainingSpec { BatchSize = 16, BlockSize = 128, DataFractions = [0.1, 1] };
-        var parameters = MemoryEstimate.Parameters(config);
-        spec.TrainsSideBySide(parameters, processors: 2).ShouldBeTrue("the demo's model trains two runs at a time on 2 cores");
-        var off = MemoryEstimate.For(config, spec);
-        var sideBySide = MemoryEstimate.For(config, spec, runsSideBySide: true);
-        sideBySide.TrainingStateBytes.ShouldBe(2 * off.TrainingStateBytes);
-        sideBySide.ActivationBytes.ShouldBe(2 * off.ActivationBytes);
-        sideBySide.ModelBytes.ShouldBe(off.ModelBytes + (2 * 4 * parameters), "the curve's candidate and scratch beside the job's");
-        MemoryEstimate.For(config, spec with { DataFractions = null }, runsSideBySide: true).ModelBytes.ShouldBe(off.ModelBytes, "no curve, no more models");
-        spec.TrainsSideBySide(MemoryEstimate.Parameters(Gpt2Config.Gpt2Small), processors: 16).ShouldBeFalse("124M trains one run at a time");
-    }
-
-    [Fact]
     public void DiskSpace_RefusesAWriteThatDoesNotFit_BeforeWriting_AndRecognisesAFullDisk()
     {
         using var dir = new TempDirectory();
