@@ -257,7 +257,8 @@ internal static class DemoCommand
 
     /// <summary>
     /// Whether the published model writes words: the share of dictionary words in 20 samples of 200 tokens (bytes for
-    /// the demo), sampled as the sample above is; or how to get the dictionary when it is missing.
+    /// the demo), sampled with the sample's settings but each from the start of a document; or how to get the
+    /// dictionary when it is missing.
     /// </summary>
     internal static string WordShareLine(Gpt2Model model, ITextTokenizer tokenizer, GenerationOptions options)
     {

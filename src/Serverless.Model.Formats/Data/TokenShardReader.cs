@@ -1,24 +1,21 @@
-using System.Buffers;
 using System.Buffers.Binary;
 
 namespace Serverless.Model.Data;
 
 /// <summary>
 /// Reads a token shard, checking its header against the file, with random access and a small read buffer:
-/// memory does not grow with the shard. Reads are positional, so several threads may read at once.
+/// memory does not grow with the shard.
 /// </summary>
 public sealed class TokenShardReader : ITokenSource, IDisposable
 {
     private readonly FileStream _stream;
-    private readonly int _bufferBytes;
-    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
+    private readonly byte[] _buffer;
 
     private TokenShardReader(FileStream stream, long count, int bufferTokens)
     {
         _stream = stream;
         Count = count;
-        _bufferBytes = bufferTokens * sizeof(ushort);
-        _handle = stream.SafeFileHandle;
+        _buffer = new byte[bufferTokens * sizeof(ushort)];
     }
 
     /// <inheritdoc />
@@ -77,47 +74,25 @@ public sealed class TokenShardReader : ITokenSource, IDisposable
             throw new ArgumentOutOfRangeException(nameof(start), $"Tokens {start}..{start + destination.Length} are outside the shard (0..{Count}).");
         }
 
-        // Positional reads into a rented buffer: no shared file position or buffer, so threads may read at once.
-        var bufferBytes = (int)Math.Min(_bufferBytes, Math.Max(2L, (long)destination.Length * sizeof(ushort)));
-        var buffer = ArrayPool<byte>.Shared.Rent(bufferBytes);
-        try
+        _stream.Position = TokenShard.HeaderBytes + start * sizeof(ushort);
+        var done = 0;
+        while (done < destination.Length)
         {
-            var offset = TokenShard.HeaderBytes + (start * sizeof(ushort));
-            var done = 0;
-            while (done < destination.Length)
+            var n = Math.Min(destination.Length - done, _buffer.Length / sizeof(ushort));
+            _stream.ReadExactly(_buffer, 0, n * sizeof(ushort));
+            for (var i = 0; i < n; i++)
             {
-                var n = Math.Min(destination.Length - done, bufferBytes / sizeof(ushort));
-                var bytes = buffer.AsSpan(0, n * sizeof(ushort));
-                for (var read = 0; read < bytes.Length;)
-                {
-                    var got = RandomAccess.Read(_handle, bytes[read..], offset + read);
-                    if (got == 0)
-                    {
-                        throw new EndOfStreamException($"The token shard ended at byte {offset + read}, before token {start + destination.Length}.");
-                    }
-
-                    read += got;
-                }
-
-                for (var i = 0; i < n; i++)
-                {
-                    destination[done + i] = BinaryPrimitives.ReadUInt16LittleEndian(bytes[(i * sizeof(ushort))..]);
-                }
-
-                offset += bytes.Length;
-                done += n;
+                destination[done + i] = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(i * sizeof(ushort)));
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            done += n;
         }
     }
 
     /// <summary>Reads the whole shard in chunks of at most the buffer size, start to end.</summary>
     public IEnumerable<int[]> ReadChunks()
     {
-        var chunk = _bufferBytes / sizeof(ushort);
+        var chunk = _buffer.Length / sizeof(ushort);
         for (long start = 0; start < Count; start += chunk)
         {
             var tokens = new int[(int)Math.Min(chunk, Count - start)];

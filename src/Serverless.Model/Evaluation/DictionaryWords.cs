@@ -37,9 +37,6 @@ public sealed class DictionaryWords
     /// <summary>Whether the list has <paramref name="word"/> as written or in lower case.</summary>
     public bool Contains(string word) => _words.Contains(word) || _words.Contains(word.ToLowerInvariant());
 
-    /// <summary>Entries in the list.</summary>
-    public int Count => _words.Count;
-
     /// <summary>The word list at <paramref name="path"/>, or null when it is not there (install <c>wamerican</c>).</summary>
     public static DictionaryWords? Load(string path = DefaultPath) => File.Exists(path) ? new DictionaryWords(File.ReadLines(path)) : null;
 

@@ -29,38 +29,6 @@ public class TokenShardTests
     }
 
     [Fact]
-    public void Read_FromSeveralThreadsAtOnce_GivesEachItsOwnWindow()
-    {
-        // A shared file position or buffer would mix the threads' windows.
-        using var dir = new TempDirectory();
-        var path = dir.File("train.bin");
-        var tokens = Enumerable.Range(0, 50_000).Select(i => (i * 31) % 65536).ToArray();
-        using (var writer = new TokenShardWriter(path))
-        {
-            writer.Write(tokens);
-            writer.Complete();
-        }
-
-        using var reader = TokenShardReader.Open(path, bufferTokens: 64);
-        var wrong = 0;
-        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, thread =>
-        {
-            var random = new Random(thread);
-            var window = new int[257];
-            for (var i = 0; i < 2_000; i++)
-            {
-                var start = random.Next(tokens.Length - window.Length);
-                reader.Read(start, window);
-                if (!window.AsSpan().SequenceEqual(tokens.AsSpan(start, window.Length)))
-                {
-                    Interlocked.Increment(ref wrong);
-                }
-            }
-        });
-        wrong.ShouldBe(0);
-    }
-
-    [Fact]
     public void Write_FollowsLlmCHeader()
     {
         using var dir = new TempDirectory();
