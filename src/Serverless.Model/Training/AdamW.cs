@@ -31,7 +31,8 @@ internal sealed class AdamW : IDisposable
 
     /// <summary>
     /// One AdamW update of every parameter that has a gradient, its gradient first multiplied by
-    /// <paramref name="gradScale"/> (gradient clipping's factor); the gradients are zeroed as they are used.
+    /// <paramref name="gradScale"/> (gradient clipping's factor); then the gradients are released (see
+    /// <see cref="ClearGradients"/>).
     /// Float32 CPU tensors take one fused pass that reads each parameter, gradient and moment once; anything else
     /// (CUDA, other dtypes) takes libtorch's element-wise operations, which compute the same update.
     /// </summary>
@@ -71,13 +72,14 @@ internal sealed class AdamW : IDisposable
             slot.V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
             var denominator = slot.V.sqrt().div_(update.Correction2).add_(Epsilon);
             slot.Parameter.addcdiv_(slot.M, denominator, value: -learningRate / update.Correction1);
-            grad.zero_();
         }
 
         if (fused.Count > 0)
         {
             FusedCpuUpdate.Run(fused, update);
         }
+
+        ClearGradients();
     }
 
     /// <summary>Whether float32 CPU parameters take the fused update (the default); false forces libtorch's element-wise operations.</summary>
@@ -95,11 +97,16 @@ internal sealed class AdamW : IDisposable
         return norms.Length == 0 ? 0 : stack(norms).norm().item<float>();
     }
 
-    public void ZeroGrad()
+    /// <summary>
+    /// Releases every gradient (PyTorch's <c>zero_grad(set_to_none=True)</c>), so the next backward stores each new
+    /// gradient instead of adding it to zeros: for the 124M model that saves reading 0.5 GB and writing 1 GB a step
+    /// (zeroes, then the sum).
+    /// </summary>
+    public void ClearGradients()
     {
         foreach (var slot in _slots)
         {
-            slot.Parameter.grad?.zero_();
+            slot.Parameter.grad = null;
         }
     }
 

@@ -11,7 +11,7 @@ internal sealed record Update(double Beta1, double Beta2, double Epsilon, double
 
 /// <summary>
 /// AdamW's update for float32 CPU tensors in one pass over memory: for every element it reads the parameter, its
-/// gradient and both moments once and writes them once (the gradient as zero), where libtorch's element-wise
+/// gradient and both moments once and writes the parameter and moments once, where libtorch's element-wise
 /// operations take about ten passes. The update is memory-bound (a 124M model's four tensors are 2 GB), so the
 /// passes are its cost. Elements are split into chunks that run on all cores.
 /// </summary>
@@ -74,7 +74,6 @@ internal static unsafe class FusedCpuUpdate
                 first.Store(m + i);
                 second.Store(v + i);
                 parameter.Store(p + i);
-                Vector<float>.Zero.Store(g + i);
             }
         }
 
@@ -84,7 +83,6 @@ internal static unsafe class FusedCpuUpdate
             m[i] = beta1 * m[i] + (1 - beta1) * grad;
             v[i] = beta2 * v[i] + (1 - beta2) * grad * grad;
             p[i] = p[i] * keep - stepSize * m[i] / (MathF.Sqrt(v[i]) * inverseCorrection2 + epsilon);
-            g[i] = 0;
         }
     }
 }

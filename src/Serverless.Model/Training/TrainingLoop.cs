@@ -171,7 +171,7 @@ public static class TrainingLoop
                 if (!float.IsFinite(value))
                 {
                     // Stop before anything of this step reaches the weights or a checkpoint.
-                    optimizer.ZeroGrad();
+                    optimizer.ClearGradients();
                     throw new TrainingDivergedException(step + 1, value, learningRate, spec.GradClip);
                 }
 
@@ -190,14 +190,14 @@ public static class TrainingLoop
                 var norm = optimizer.GradientNorm();
                 if (!double.IsFinite(norm))
                 {
-                    optimizer.ZeroGrad();
+                    optimizer.ClearGradients();
                     throw new TrainingDivergedException(step + 1, norm, learningRate, spec.GradClip);
                 }
 
                 gradScale = Math.Min(1.0, spec.GradClip / (norm + 1e-6));
             }
 
-            optimizer.Step(learningRate, spec.WeightDecay, gradScale);   // also zeroes the gradients
+            optimizer.Step(learningRate, spec.WeightDecay, gradScale);   // also releases the gradients
             optimizerTicks = Stopwatch.GetTimestamp() - optimizing;
         }
 
