@@ -113,6 +113,7 @@ internal static class BenchCommand
             ("gpt2-124M", Gpt2Config.Gpt2Small, 4, 64),
         }.Where(s => models.Contains(s.Name)).ToList();
         var phases = new Table().AddColumns("model", "ms/step", "forward", "backward", "optimizer", "other");
+        var levers = new List<string>();
 
         var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", $"MFU (vs {used} matmul)", "generate tokens/s");
         foreach (var (name, config, batch, block) in shapes)
@@ -120,6 +121,7 @@ internal static class BenchCommand
             var forward = Forward(config, batch, block);
             var (tokensPerSecond, msPerStep, parameters, mfu, times) = Train(config, batch, block, steps, peak, precision);
             var (fusedMs, unfusedMs) = (OptimizerMs(config, fused: true), OptimizerMs(config, fused: false));
+            var (afterZeroedMs, afterReleasedMs, zeroingMs) = GradientRelease(config, batch, block, new TrainingSpec { Precision = precision }.ComputeType);
             var generation = Generate(config);
             results[name] = new Dictionary<string, object>
             {
@@ -137,8 +139,12 @@ internal static class BenchCommand
                 ["mfu_vs_f32"] = mfu * peak / f32,
                 ["optimizer_fused_ms"] = fusedMs,
                 ["optimizer_unfused_ms"] = unfusedMs,
+                ["backward_after_zeroed_grads_ms"] = afterZeroedMs,
+                ["backward_after_released_grads_ms"] = afterReleasedMs,
+                ["zero_grads_ms"] = zeroingMs,
                 ["generate_tokens_per_second"] = generation,
             };
+            levers.Add($"{name}: fused AdamW {fusedMs:N1} ms, libtorch's element-wise {unfusedMs:N1} ms; backward after released gradients {afterReleasedMs:N0} ms, after zeroed ones {afterZeroedMs:N0} ms (+ {zeroingMs:N1} ms to zero them)");
             phases.AddRow(name, times.Total.ToString("N0"), Share(times.Forward, times.Total), Share(times.Backward, times.Total), Share(times.Optimizer, times.Total), Share(times.Other, times.Total));
             table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", forward.ToString("N0"), tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
         }
@@ -150,6 +156,8 @@ internal static class BenchCommand
             {
                 log.WriteLine("Where a training step's time goes (mean of the timed steps; forward includes the loss, optimizer the clipping):");
                 Consoles.For(log).Write(phases);
+                log.WriteLine("Levers, each measured both ways in this run:");
+                levers.ForEach(log.WriteLine);
             }
         }
 
@@ -240,6 +248,56 @@ internal static class BenchCommand
         }
 
         return times.Skip(1).Order().ElementAt(2);
+    }
+
+    /// <summary>
+    /// What releasing the gradients after a step (AdamW does) saves against zeroing them: the median backward pass after
+    /// each (zeroed gradients are added to, released ones are stored), and the median zeroing pass. The two are
+    /// interleaved in pairs of steps, timing the second of each pair, so both see the machine in the same mood.
+    /// </summary>
+    private static (double AfterZeroed, double AfterReleased, double Zeroing) GradientRelease(Gpt2Config config, int batch, int block, ScalarType? computeType)
+    {
+        using var model = new Gpt2Model(config, seed: 1) { ComputeType = computeType };
+        var parameters = model.parameters().ToArray();
+        using var input = randint(0, config.VocabSize, [batch, block], dtype: ScalarType.Int64);
+        using var target = randint(0, config.VocabSize, [batch, block], dtype: ScalarType.Int64);
+        var (zeroed, released, zeroing) = (new List<double>(), new List<double>(), new List<double>());
+        for (var step = 0; step < 20; step++)
+        {
+            var release = step / 2 % 2 == 1;
+            using var scope = NewDisposeScope();
+            using (var loss = model.Loss(input, target))
+            {
+                var watch = Stopwatch.StartNew();
+                loss.backward();
+                if (step >= 4 && step % 2 == 1)
+                {
+                    (release ? released : zeroed).Add(watch.Elapsed.TotalMilliseconds);
+                }
+            }
+
+            using var noGrad = no_grad();
+            var clearing = Stopwatch.StartNew();
+            foreach (var parameter in parameters)
+            {
+                if (release)
+                {
+                    parameter.grad = null;
+                }
+                else
+                {
+                    parameter.grad?.zero_();
+                }
+            }
+
+            if (!release && step >= 4)
+            {
+                zeroing.Add(clearing.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+        return (Median(zeroed), Median(released), Median(zeroing));
     }
 
     /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>
