@@ -4,6 +4,8 @@ namespace Serverless.Cli.Tests.Commands;
 
 public sealed class BenchCommandTests
 {
+    private static readonly string[] Phases = ["forward", "backward", "optimizer", "other"];
+
     [Fact]
     public void Bench_Json_GivesEveryFigureByName_WithMfuAgainstTheRateOfThePrecisionUsed()
     {
@@ -27,7 +29,7 @@ public sealed class BenchCommandTests
         }
 
         var breakdown = tiny.GetProperty("breakdown_ms");
-        var parts = new[] { "forward", "backward", "optimizer", "other" }.Sum(p => breakdown.GetProperty(p).GetDouble());
+        var parts = Phases.Sum(p => breakdown.GetProperty(p).GetDouble());
         parts.ShouldBe(breakdown.GetProperty("step").GetDouble(), 0.01, "the phases add up to the step");
 
         // MFU is 6 · parameters · tokens/s over the fp32 rate this run measured.
