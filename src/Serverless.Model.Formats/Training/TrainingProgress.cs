@@ -15,7 +15,7 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// <summary>Where one optimizer step's wall time went, in milliseconds (summed over its micro-batches).</summary>
 /// <param name="Forward">Forward passes and the loss, up to the loss's value on the host.</param>
 /// <param name="Backward">Backward passes.</param>
-/// <param name="Optimizer">Gradient clipping, the AdamW update and zeroing the gradients.</param>
+/// <param name="Optimizer">Gradient clipping, the AdamW update and releasing the gradients.</param>
 /// <param name="Total">The whole step; what the other three leave is drawing the batch, copying it and freeing memory.</param>
 public sealed record StepTimes(double Forward, double Backward, double Optimizer, double Total)
 {

@@ -97,7 +97,7 @@ public sealed class AdamWTests
     }
 
     [Fact]
-    public void AfterAStep_TheNextBackwardStoresItsOwnGradient_AndAnotherAddsToIt()
+    public void AStep_ReleasesTheGradients_SoTheNextBackwardStoresItsOwn_AndAnotherAddsToIt()
     {
         using var model = new Gpt2Model(TrainingFixtures.Config, seed: 7);
         using var optimizer = new AdamW(Named(model));
