@@ -99,7 +99,8 @@ internal static class BenchCommand
             ["matmul_f32_gflops"] = MatmulGflops(ScalarType.Float32),
             ["matmul_bf16_gflops"] = MatmulGflops(ScalarType.BFloat16),
         };
-        var used = new TrainingSpec { Precision = precision }.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
+        var computeType = new TrainingSpec { Precision = precision }.ComputeType;
+        var used = computeType == ScalarType.BFloat16 ? "bf16" : "fp32";
         var f32 = (double)results["matmul_f32_gflops"] * 1e9;
         var peak = used == "bf16" ? (double)results["matmul_bf16_gflops"] * 1e9 : f32;
         results["precision"] = used;
@@ -114,16 +115,15 @@ internal static class BenchCommand
         }.Where(s => models.Contains(s.Name)).ToList();
         var phases = new Table().AddColumns("model", "ms/step", "forward", "backward", "optimizer", "other");
         var levers = new List<string>();
+        var measuresLevers = breakdown || log is null;   // only --breakdown and --json show them
 
         var table = new Table().AddColumns("model", "parameters", "batch × seq", "forward tokens/s", "train tokens/s", "ms/step", $"MFU (vs {used} matmul)", "generate tokens/s");
         foreach (var (name, config, batch, block) in shapes)
         {
             var forward = Forward(config, batch, block);
             var (tokensPerSecond, msPerStep, parameters, mfu, times) = Train(config, batch, block, steps, peak, precision);
-            var (fusedMs, unfusedMs) = (OptimizerMs(config, fused: true), OptimizerMs(config, fused: false));
-            var (afterZeroedMs, afterReleasedMs, zeroingMs) = GradientRelease(config, batch, block, new TrainingSpec { Precision = precision }.ComputeType);
             var generation = Generate(config);
-            results[name] = new Dictionary<string, object>
+            var result = new Dictionary<string, object>
             {
                 ["parameters"] = parameters,
                 ["batch"] = batch,
@@ -137,14 +137,21 @@ internal static class BenchCommand
                 },
                 ["mfu"] = mfu,
                 ["mfu_vs_f32"] = mfu * peak / f32,
-                ["optimizer_fused_ms"] = fusedMs,
-                ["optimizer_unfused_ms"] = unfusedMs,
-                ["backward_after_zeroed_grads_ms"] = afterZeroedMs,
-                ["backward_after_released_grads_ms"] = afterReleasedMs,
-                ["zero_grads_ms"] = zeroingMs,
                 ["generate_tokens_per_second"] = generation,
             };
-            levers.Add($"{name}: fused AdamW {fusedMs:N1} ms, libtorch's element-wise {unfusedMs:N1} ms; backward after released gradients {afterReleasedMs:N0} ms, after zeroed ones {afterZeroedMs:N0} ms (+ {zeroingMs:N1} ms to zero them)");
+            if (measuresLevers)
+            {
+                var (fusedMs, unfusedMs) = (OptimizerMs(config, fused: true), OptimizerMs(config, fused: false));
+                var (afterZeroedMs, afterReleasedMs, zeroingMs) = GradientRelease(config, batch, block, computeType);
+                result["optimizer_fused_ms"] = fusedMs;
+                result["optimizer_unfused_ms"] = unfusedMs;
+                result["backward_after_zeroed_grads_ms"] = afterZeroedMs;
+                result["backward_after_released_grads_ms"] = afterReleasedMs;
+                result["zero_grads_ms"] = zeroingMs;
+                levers.Add($"{name}: fused AdamW {fusedMs:N1} ms, libtorch's element-wise {unfusedMs:N1} ms; backward after released gradients {afterReleasedMs:N0} ms, after zeroed ones {afterZeroedMs:N0} ms (+ {zeroingMs:N1} ms to zero them)");
+            }
+
+            results[name] = result;
             phases.AddRow(name, times.Total.ToString("N0"), Share(times.Forward, times.Total), Share(times.Backward, times.Total), Share(times.Optimizer, times.Total), Share(times.Other, times.Total));
             table.AddRow(name, parameters.ToString("N0"), $"{batch} × {block}", forward.ToString("N0"), tokensPerSecond.ToString("N0"), msPerStep.ToString("N0"), mfu.ToString("P1"), generation.ToString("N1"));
         }
