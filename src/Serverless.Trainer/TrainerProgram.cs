@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Serverless.Azure;
 using Serverless.Embedded.Blobs;
 using Serverless.Embedded.Messaging;
+using Serverless.Model.FineTuning;
 using Serverless.Pipeline;
 using Serverless.Pipeline.Hosting;
 using Serverless.Pipeline.Messaging;
@@ -20,6 +21,11 @@ public static class TrainerProgram
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(environment);
+        if (args.Length == 2 && args[0] == SideRuns.Verb)
+        {
+            return SideRuns.Serve(args[1], Console.In, Console.Out);   // a job's scratch runs, for the trainer that started this one
+        }
+
         var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || args[i - 1] != "--home")).ToList();
         var homeIndex = Array.IndexOf(args, "--home");
         var jobId = environment("JOB_ID") ?? positional.FirstOrDefault();
@@ -63,6 +69,8 @@ public static class TrainerProgram
             trainer = AzureTrainerPorts.FromEnvironment(environment) is { } azure
                 ? JobTrainer.Create(azure.Blobs, azure.Bus, TimeProvider.System, new PipelineOptions { WorkDirectory = Path.Combine(Path.GetTempPath(), "tune-trainer"), MemoryLimit = memoryLimit })
                 : EmbeddedTrainer(Path.GetFullPath(home), environment, memoryLimit);
+            trainer.SideProcess = ProcessCommand.ThisProgram(typeof(TrainerProgram).Assembly.Location);   // it trains a job's scratch runs beside the candidate's
+            trainer.SideBySide = SideRuns.Setting(environment(SideRuns.Variable));
         }
         catch (InvalidOperationException e)
         {

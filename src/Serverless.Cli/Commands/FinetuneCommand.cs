@@ -43,7 +43,12 @@ internal static class FinetuneCommand
             var outDir = parse.GetValue(output)!;
             using var work = new CorpusFiles(Path.Combine(outDir, "data"));
             var (files, root) = work.MaterializePaths(parse.GetValue(data)!);
-            var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec) { DataRoot = root };
+            var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec)
+            {
+                DataRoot = root,
+                SideProcess = ProcessCommand.Trainer(AppContext.BaseDirectory),   // the trainer program trains the scratch runs beside the candidate's
+                SideBySide = SideRuns.Setting(Environment.GetEnvironmentVariable(SideRuns.Variable)),
+            };
             var report = new ProgressView(writer, parse.GetValue(json)).Run("finetune", progress => FineTuneJob.Run(request, progress, cancellation));
             if (parse.GetValue(json))
             {

@@ -92,11 +92,8 @@ internal sealed class EmbeddedPipeline : IPipelineParts
     /// <summary>How to start a trainer: the <c>tune-trainer</c> program shipped beside <c>tune</c>.</summary>
     private static (string Executable, IReadOnlyList<string> Arguments) TrainerCommand(string home)
     {
-        var directory = Path.GetDirectoryName(typeof(EmbeddedPipeline).Assembly.Location)!;
-        var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "tune-trainer.exe" : "tune-trainer");
-        return File.Exists(apphost)
-            ? (apphost, ["--home", home])
-            : ("dotnet", [Path.Combine(directory, "tune-trainer.dll"), "--home", home]);
+        var trainer = Serverless.Model.FineTuning.ProcessCommand.Trainer(Path.GetDirectoryName(typeof(EmbeddedPipeline).Assembly.Location)!);
+        return (trainer.Executable, [.. trainer.Arguments, "--home", home]);
     }
 
     /// <summary>

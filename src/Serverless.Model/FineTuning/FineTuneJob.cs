@@ -29,6 +29,15 @@ public sealed record FineTuneRequest(string BaseModel, IReadOnlyList<string>? Da
 
     /// <summary>The dataset folder, for image and audio datasets with class folders (<c>{root}/{class}/x.png</c>); null: no classes.</summary>
     public string? DataRoot { get; init; }
+
+    /// <summary>
+    /// The program that trains the scratch runs side by side with the candidate's (the trainer program, which serves
+    /// <c>side-runs {request}</c>); null: this process trains every run in turn.
+    /// </summary>
+    public ProcessCommand? SideProcess { get; init; }
+
+    /// <summary>Side by side (with <see cref="SideProcess"/>): true or false as asked; null leaves it to the job (<see cref="SideRuns.Wanted"/>).</summary>
+    public bool? SideBySide { get; init; }
 }
 
 /// <summary>
@@ -98,6 +107,28 @@ public static class FineTuneJob
 
         candidate.to(device);
         teacher?.to(device);
+
+        // The host's callbacks, one at a time: with scratch runs side by side, that process's arrive from another thread.
+        var gate = new object();
+        Action<string, TrainingProgress>? relay = progress is null ? null : (phase, p) =>
+        {
+            lock (gate)
+            {
+                progress(phase, p);
+            }
+        };
+        Action<string, string>? written = request.CheckpointWritten is { } copy ? (phase, directory) =>
+        {
+            lock (gate)
+            {
+                copy(phase, directory);
+            }
+        } : null;
+        var scratchRuns = ScratchRuns(spec);
+        using var side = request.SideProcess is { } command && SideRuns.Wanted(request.SideBySide, device, candidate.ParameterCount(), scratchRuns.Count)
+            ? SideRuns.Start(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToJson(), blockSize, endOfText, scratchRuns),
+                candidate.Config, gate, relay, written)
+            : null;
         using (teacher)
         {
             var trainable = StrategySetup.Apply(candidate, runSpec);
@@ -112,9 +143,7 @@ public static class FineTuneJob
             {
                 // The candidate's own architecture, untrained: for distill that is the student (the same model without
                 // the teacher is the honest comparison), for the other strategies the base's.
-                scratch = new Gpt2Model(candidate.Config, spec.Seed);
-                scratch.to(device);
-                (scratchResult, scratchTrainable) = TrainScratch(scratch, train, "scratch");
+                (scratch, scratchResult, scratchTrainable) = Scratch(train, "scratch");
                 scratchParameterCount = scratch.ParameterCount();
                 scratchScore = Scored(scratch);
             }
@@ -154,20 +183,33 @@ public static class FineTuneJob
             TrainingResult TrainCandidate(Gpt2Model model, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, Gpt2Model? withTeacher, ITokenSource data, string phase) =>
                 TrainingLoop.Train(model, parameters, runSpec, data, validation, Options(phase, withTeacher));
 
-            (TrainingResult Result, long Trainable) TrainScratch(Gpt2Model model, ITokenSource data, string phase)
+            // A scratch run: trained here, or taken from the side process (which trains the same run on the same data).
+            (Gpt2Model Model, TrainingResult Result, long Trainable) Scratch(ITokenSource data, string phase)
             {
-                var scratchSpec = runSpec with { Strategy = Strategies.Scratch };
-                var parameters = StrategySetup.Apply(model, scratchSpec);
-                return (TrainingLoop.Train(model, parameters, scratchSpec, data, validation, Options(phase, null)), parameters.Sum(p => p.Parameter.numel()));
+                if (side is not null)
+                {
+                    var (result, trainable, trained) = side.Take(phase, cancellation);
+                    trained.to(device);
+                    return (trained, result, trainable);
+                }
+
+                var model = new Gpt2Model(candidate.Config, spec.Seed);
+                model.to(device);
+                var (own, ownTrainable) = TrainScratch(model, runSpec, data, validation, Options(phase, null));
+                return (model, own, ownTrainable);
             }
 
             TrainingOptions Options(string phase, Gpt2Model? withTeacher) => new()
             {
                 CheckpointDirectory = Path.Combine(output, "checkpoints", phase),
-                Progress = progress is null ? null : p => progress(phase, p),
+                Progress = p =>
+                {
+                    side?.BetweenSteps();
+                    relay?.Invoke(phase, p);
+                },
                 Cancellation = cancellation,
                 Teacher = withTeacher,
-                CheckpointWritten = request.CheckpointWritten is { } written ? dir => written(phase, dir) : null,
+                CheckpointWritten = written is null ? null : dir => written(phase, dir),
             };
 
             // Candidate and scratch again on nested subsets of the training split, smallest first; the whole split is
@@ -194,9 +236,7 @@ public static class FineTuneJob
                     }
 
                     var smallCandidate = Scored(small);
-                    using var smallScratch = new Gpt2Model(candidate.Config, spec.Seed);
-                    smallScratch.to(device);
-                    TrainScratch(smallScratch, subset, CurvePhase("scratch", fraction));
+                    using var smallScratch = Scratch(subset, CurvePhase("scratch", fraction)).Model;
                     points.Add(new CurvePoint(fraction, subset.Documents, subset.Count, smallCandidate, Scored(smallScratch)));
                 }
 
@@ -208,6 +248,23 @@ public static class FineTuneJob
     /// <summary>The phase (progress, checkpoints) of a data-efficiency run: <c>candidate-f0.1</c>, <c>scratch-f0.1</c>.</summary>
     public static string CurvePhase(string run, double fraction) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{run}-f{fraction:0.####}");
+
+    /// <summary>
+    /// Trains <paramref name="model"/> from scratch on <paramref name="data"/> with the job's run spec: the same for a
+    /// scratch run in the job's process and in the side process.
+    /// </summary>
+    internal static (TrainingResult Result, long Trainable) TrainScratch(Gpt2Model model, TrainingSpec runSpec, ITokenSource data, ITokenSource validation, TrainingOptions options)
+    {
+        var scratchSpec = runSpec with { Strategy = Strategies.Scratch };
+        var parameters = StrategySetup.Apply(model, scratchSpec);
+        return (TrainingLoop.Train(model, parameters, scratchSpec, data, validation, options), parameters.Sum(p => p.Parameter.numel()));
+    }
+
+    /// <summary>The scratch runs of a job with <paramref name="spec"/>, in the order they run: the baseline, then the curve's.</summary>
+    private static List<SideRun> ScratchRuns(TrainingSpec spec) =>
+        spec.CompareWithScratch && spec.Strategy != Strategies.Scratch
+            ? [new SideRun("scratch", null), .. spec.CurveFractions().Select(f => new SideRun(CurvePhase("scratch", f), f))]
+            : [];
 
     /// <summary>Every training phase of a job with <paramref name="spec"/>, in the order they run (their checkpoints are restored by these names).</summary>
     public static IReadOnlyList<string> Phases(TrainingSpec spec)

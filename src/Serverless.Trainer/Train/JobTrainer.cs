@@ -58,6 +58,12 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
 
     private const string Source = "/serverless/train";
 
+    /// <summary>The program that trains a job's scratch runs beside its candidate's (<see cref="FineTuneRequest.SideProcess"/>); null: in turn, in this process.</summary>
+    public ProcessCommand? SideProcess { get; set; }
+
+    /// <summary>Side by side on or off; null leaves it to the job (<see cref="SideRuns.Wanted"/>).</summary>
+    public bool? SideBySide { get; set; }
+
     /// <summary>Runs the job to an outcome. Never throws for a job-level failure: it publishes <c>TrainingFailed</c>.</summary>
     public Task<TrainerOutcome> RunAsync(string jobId, CancellationToken cancellationToken = default) => RunAsync(jobId, null, cancellationToken);
 
@@ -127,6 +133,8 @@ public sealed class JobTrainer(JobStore jobs, ModelResolver models, ModelRegistr
                     // A GPU when the container has one (and the CUDA libtorch), else the CPU.
                     Device = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.CUDA : TorchSharp.torch.CPU,
                     CheckpointWritten = (phase, directory) => CopyCheckpointAsync(jobId, phase, directory, spec.KeepCheckpoints, CancellationToken.None).GetAwaiter().GetResult(),
+                    SideProcess = SideProcess,
+                    SideBySide = SideBySide,
                 },
                 (phase, p) =>
                 {
