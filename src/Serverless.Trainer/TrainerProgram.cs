@@ -23,7 +23,11 @@ public static class TrainerProgram
         ArgumentNullException.ThrowIfNull(environment);
         if (args.Length == 2 && args[0] == SideRuns.Verb)
         {
-            return SideRuns.Serve(args[1], Console.In, Console.Out);   // a job's scratch runs, for the trainer that started this one
+            // A job's scratch runs, for the trainer that started this one. It stops when that one says so (or goes):
+            // a terminal's Ctrl+C reaches both, and the parent must be the one to stop it, so that it copies the checkpoint.
+            using var ignoreInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
+            using var ignoreTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = true);
+            return SideRuns.Serve(args[1], Console.In, Console.Out);
         }
 
         var positional = args.Where((a, i) => !a.StartsWith("--", StringComparison.Ordinal) && (i == 0 || args[i - 1] != "--home")).ToList();

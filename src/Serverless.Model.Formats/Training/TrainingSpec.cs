@@ -185,6 +185,12 @@ public sealed record TrainingSpec
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>
+    /// As <see cref="JsonOptions"/>, but nulls are written: a field whose default is not null (<c>evalTokens</c>) set to
+    /// null must read back as null, not as its default. For specs that travel between processes and checkpoints.
+    /// </summary>
+    internal static readonly JsonSerializerOptions ExactJsonOptions = new(JsonOptions) { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
     private static readonly HashSet<string> KnownFields = typeof(TrainingSpec).GetProperties()
         .Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToHashSet(StringComparer.Ordinal);
 
@@ -307,6 +313,9 @@ public sealed record TrainingSpec
 
     /// <summary>The spec as JSON (camelCase, nulls omitted).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>The spec as JSON with every field, nulls included, so that <see cref="Parse"/> gives this spec back.</summary>
+    public string ToExactJson() => JsonSerializer.Serialize(this, ExactJsonOptions);
 
     private static string Suggest(string field)
     {

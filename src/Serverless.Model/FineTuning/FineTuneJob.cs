@@ -126,7 +126,7 @@ public static class FineTuneJob
         } : null;
         var scratchRuns = ScratchRuns(spec);
         using var side = request.SideProcess is { } command && SideRuns.Wanted(request.SideBySide, device, candidate.ParameterCount(), scratchRuns.Count)
-            ? SideRuns.Start(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToJson(), blockSize, endOfText, scratchRuns),
+            ? SideRuns.Start(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToExactJson(), blockSize, endOfText, scratchRuns),
                 candidate.Config, gate, relay, written)
             : null;
         using (teacher)

@@ -50,19 +50,24 @@ public sealed record SideRunsRequest(string Prepared, string Output, string Spec
 
 /// <summary>
 /// A job's scratch runs trained by a process of their own (<em>side by side</em>) while this one trains the
-/// candidate's: on a CPU, a small model's matrix products are too small to keep two cores busy, so two runs on one
-/// core each finish sooner than the same two in turn on both. Two processes rather than two threads, because each then
-/// has its own garbage collector: TorchSharp passes temporary <c>Scalar</c>s to native code without keeping them
-/// alive, so a collection started by another thread can free one mid-call.
+/// candidate's: on a CPU, a small model's matrix products are too small to keep two cores busy, so two runs with one
+/// libtorch intra-op thread each finish sooner than the same two in turn on both. Two processes rather than two
+/// training threads, because each then has its own garbage collector: TorchSharp passes temporary <c>Scalar</c>s to
+/// native code without keeping them alive, so a collection started by another, busily allocating thread can free one
+/// mid-call (the model's own hot calls keep theirs alive, see <c>Scalars</c>; libtorch's are out of our reach).
 /// </summary>
 /// <remarks>
 /// The side process (<see cref="Serve"/>) writes one JSON line per event to its standard output — progress,
 /// checkpoint written, run done (the trained model is in <c>side/{phase}/</c>), error — and reads from its standard
 /// input <c>ack</c> (a checkpoint has been copied; it waits for that before training on, so a copy never races the
-/// next checkpoint), <c>threads N</c> (the intra-op threads to use from its next step: both cores while this process
-/// waits for it) and <c>stop</c> (checkpoint and exit, as a cancelled run does). A closed input stops it too, so it
-/// never outlives this process. Progress and checkpoint callbacks are called under one lock with this process's own,
-/// so a host's callbacks are never called concurrently.
+/// next checkpoint), <c>threads N</c> (the intra-op threads to use from its next step: this process's own while it
+/// waits for the side process) and <c>stop</c> (checkpoint and exit, as a cancelled run does). A closed input stops it
+/// as well, at its next step, so it ends soon after this process does, however that ends; it ignores SIGINT and
+/// SIGTERM (a terminal's Ctrl+C reaches the whole process group), so that it stops through this process, whose copy
+/// of its last checkpoint is what a retry resumes from. Progress and checkpoint callbacks are called under one lock
+/// with this process's own, so a host's callbacks are never called concurrently; the side process's arrive on
+/// another thread, interleaved with this process's phases. The fused AdamW update (<c>FusedCpuUpdate</c>) still
+/// uses every core for its few milliseconds a step.
 /// </remarks>
 public sealed class SideRuns : IDisposable
 {
@@ -102,7 +107,7 @@ public sealed class SideRuns : IDisposable
         _checkpointWritten = checkpointWritten;
         _runs = new ConcurrentDictionary<string, TaskCompletionSource<Message>>(runs.Select(r => KeyValuePair.Create(r.Phase, new TaskCompletionSource<Message>(TaskCreationOptions.RunContinuationsAsynchronously))));
         _remaining = runs.Count;
-        _threads = get_num_threads();
+        _threads = Math.Min(get_num_threads(), Environment.ProcessorCount);   // libtorch counts physical cores, not the container's share
     }
 
     /// <summary>The environment variable that turns side by side on (<c>1</c>) or off (<c>0</c>); unset or <c>auto</c>, the job decides.</summary>
@@ -125,8 +130,9 @@ public sealed class SideRuns : IDisposable
     }
 
     /// <summary>
-    /// Starts <paramref name="command"/> <c>side-runs {request}</c> on the runs, and has this thread's libtorch use one
-    /// intra-op thread while both train. Call the rest from the thread that called this.
+    /// Starts <paramref name="command"/> <c>side-runs {request}</c> on the runs, and has libtorch use one intra-op thread
+    /// on this thread while both train (libtorch keeps the count per thread: call the rest from this thread; threads
+    /// that first use libtorch meanwhile start with one too).
     /// </summary>
     public static SideRuns Start(ProcessCommand command, SideRunsRequest request, Gpt2Config config, object gate,
         Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
@@ -172,7 +178,7 @@ public sealed class SideRuns : IDisposable
 
     /// <summary>
     /// Waits for <paramref name="phase"/>'s run and returns its result and its trained model (the caller disposes it).
-    /// While this process waits, the side process may use every core.
+    /// While this process waits, the side process uses this process's intra-op threads, from its next step.
     /// </summary>
     public (TrainingResult Result, long Trainable, Gpt2Model Model) Take(string phase, CancellationToken cancellation)
     {
@@ -183,11 +189,13 @@ public sealed class SideRuns : IDisposable
             Send($"threads {_threads}");
             try
             {
-                run.Wait(cancellation);
+                run.WaitAsync(cancellation).GetAwaiter().GetResult();
             }
-            catch (AggregateException e) when (e.InnerException is not null)
+            catch (Exception) when (cancellation.IsCancellationRequested)
             {
-                throw e.InnerException;
+                // Stopped: the side process's end (it is told to stop on Dispose) is not the job's failure.
+                cancellation.ThrowIfCancellationRequested();
+                throw;
             }
             finally
             {
@@ -204,16 +212,28 @@ public sealed class SideRuns : IDisposable
         return (done.Result!, done.Trainable, Gpt2Model.FromPretrained(Path.Combine(_directory, phase)));
     }
 
-    /// <summary>Called on this process's training thread between steps: once the side process has finished, this one gets its cores back.</summary>
+    /// <summary>
+    /// Called on this process's training thread between steps: once the side process has finished, this one gets its
+    /// threads back; when one of its runs has failed, this throws that failure now rather than after this process's run.
+    /// </summary>
     public void BetweenSteps()
     {
+        if (_runs.Values.FirstOrDefault(r => r.Task.IsFaulted) is { } failed)
+        {
+            failed.Task.GetAwaiter().GetResult();
+        }
+
         if (_reduced && _exited.Task.IsCompleted)
         {
             Restore();
         }
     }
 
-    /// <summary>Stops the side process if it is still training (it checkpoints, as a cancelled run does; the checkpoint is copied), and gives this thread its cores back.</summary>
+    /// <summary>
+    /// Stops the side process if it is still training: it writes a checkpoint, as a cancelled run does, which is handed
+    /// to the checkpoint callback like the others. One that has not ended after 20 s is killed (its last copied
+    /// checkpoint is then what a retry resumes from). Gives this thread its threads back.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -225,7 +245,7 @@ public sealed class SideRuns : IDisposable
         if (!_exited.Task.IsCompleted)
         {
             Send("stop");
-            if (!_exited.Task.Wait(TimeSpan.FromSeconds(60)))
+            if (!_exited.Task.Wait(TimeSpan.FromSeconds(20)))
             {
                 try
                 {
@@ -241,7 +261,10 @@ public sealed class SideRuns : IDisposable
         }
 
         Restore();
-        _process.Dispose();
+        if (_exited.Task.IsCompleted)
+        {
+            _process.Dispose();   // not before its output has been read to the end: the reader would find it closed
+        }
     }
 
     private void Restore()
@@ -264,7 +287,7 @@ public sealed class SideRuns : IDisposable
                     _process.StandardInput.WriteLine(line);
                 }
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or InvalidOperationException)
             {
                 // The side process has gone; its end is reported by its output closing.
             }
@@ -272,6 +295,18 @@ public sealed class SideRuns : IDisposable
     }
 
     private void ReceivedError(string? line)
+    {
+        try
+        {
+            Remember(line);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // stderr gone: nothing to keep
+        }
+    }
+
+    private void Remember(string? line)
     {
         if (line is null)
         {
@@ -290,7 +325,25 @@ public sealed class SideRuns : IDisposable
         }
     }
 
+    // Process raises this on a thread of its own, where an exception would end this process: none may escape.
     private void Received(string? line)
+    {
+        try
+        {
+            Handle(line);
+        }
+        catch (Exception e)
+        {
+            foreach (var run in _runs.Values)
+            {
+                run.TrySetException(new InvalidOperationException($"reading the side process's output failed: {e.Message}", e));
+            }
+
+            _exited.TrySetResult();
+        }
+    }
+
+    private void Handle(string? line)
     {
         if (line is null)
         {
@@ -308,7 +361,7 @@ public sealed class SideRuns : IDisposable
             message = null;
         }
 
-        if (message is null)
+        if (message?.Phase is not { } phase)
         {
             ReceivedError(line);   // not ours: something native printed
             return;
@@ -317,13 +370,13 @@ public sealed class SideRuns : IDisposable
         switch (message.Type)
         {
             case "progress" when message.Progress is { } p:
-                Relay(message.Phase, () => _progress?.Invoke(message.Phase, p));
+                Relay(phase, () => _progress?.Invoke(phase, p));
                 break;
             case "checkpoint" when message.Directory is { } directory:
-                Relay(message.Phase, () => _checkpointWritten?.Invoke(message.Phase, directory));
+                Relay(phase, () => _checkpointWritten?.Invoke(phase, directory));
                 Send("ack");
                 break;
-            case "done" or "error" when _runs.TryGetValue(message.Phase, out var run):
+            case "done" or "error" when _runs.TryGetValue(phase, out var run):
                 if (message.Type == "done")
                 {
                     run.TrySetResult(message);
@@ -373,10 +426,16 @@ public sealed class SideRuns : IDisposable
             tail = string.Join(" / ", _errors.TakeLast(3));
         }
 
+        var how = code switch
+        {
+            null => "did not exit after its output closed",
+            137 => "was killed (code 137: SIGKILL, which is how the kernel ends a process out of memory)",
+            { } c => $"exited (code {c.ToString(System.Globalization.CultureInfo.InvariantCulture)})",
+        };
         foreach (var (phase, run) in _runs)
         {
             run.TrySetException(new InvalidOperationException(
-                $"the process training the scratch runs beside the candidate exited (code {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}) before it finished {phase}{(tail.Length > 0 ? $": {tail}" : "")}."));
+                $"the process training the scratch runs beside the candidate {how} before it finished {phase}{(tail.Length > 0 ? $": {tail}" : "")}."));
         }
 
         _exited.TrySetResult();
@@ -428,8 +487,15 @@ public sealed class SideRuns : IDisposable
         {
             lock (output)
             {
-                output.WriteLine(JsonSerializer.Serialize(message, Json));
-                output.Flush();
+                try
+                {
+                    output.WriteLine(JsonSerializer.Serialize(message, Json));
+                    output.Flush();
+                }
+                catch (IOException)
+                {
+                    stop.Cancel();   // the parent has gone (a broken pipe): nobody to tell, stop
+                }
             }
         }
 
@@ -491,7 +557,7 @@ public sealed class SideRuns : IDisposable
     }
 
     /// <summary>One line from the side process.</summary>
-    private sealed record Message(string Type, string Phase)
+    private sealed record Message(string Type, string? Phase)
     {
         public TrainingProgress? Progress { get; init; }
 
@@ -512,6 +578,7 @@ public sealed class SideRuns : IDisposable
         {
             nameof(TrainingDivergedException) => new TrainingDivergedException(Text ?? "training diverged"),
             nameof(OutOfMemoryException) or nameof(InsufficientMemoryException) => new InsufficientMemoryException($"the scratch runs' process ran out of memory: {Text}"),
+            _ when Text?.Contains("out of memory", StringComparison.OrdinalIgnoreCase) == true => new InsufficientMemoryException($"the scratch runs' process ran out of memory: {Error}: {Text}"),
             _ when IoCode is { } code => new IOException($"the scratch runs' process failed in {Phase}: {Text}", code),
             _ => new InvalidOperationException($"the scratch runs' process failed in {Phase}: {Error}: {Text}"),
         };

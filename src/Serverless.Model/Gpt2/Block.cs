@@ -32,12 +32,12 @@ internal sealed class Block : nn.Module<Tensor, Tensor>
     {
         using var n1 = _ln1.forward(x);
         using var a = _attn.ForwardWithCache(n1, cache);
-        var x1 = x + a;                                                                 // (B, T, C)
+        var x1 = Scalars.Add(x, a);                                                     // (B, T, C)
         using var n2 = _ln2.forward(x1);
         using var m = _mlp.forward(n2);
         using (x1)
         {
-            return x1 + m;
+            return Scalars.Add(x1, m);
         }
     }
 }

@@ -87,10 +87,11 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
                 $"Sequence of {past + t} positions is longer than the model's context (n_positions = {Config.NPositions}).", nameof(idx));
         }
 
-        using var pos = arange(past, past + t, dtype: ScalarType.Int64, device: idx.device);  // (T)
+        using Scalar first = past, end = past + t;                                               // kept alive for the call (Scalars)
+        using var pos = arange(first, end, dtype: ScalarType.Int64, device: idx.device);       // (T)
         using var tok = _wte.forward(idx);                                                        // (B, T, C)
         using var pe = _wpe.forward(pos);                                                         // (T, C)
-        var x = tok + pe;                                                                         // (B, T, C)
+        var x = Scalars.Add(tok, pe);                                                             // (B, T, C)
         for (var i = 0; i < _blocks.Count; i++)
         {
             using var previous = x;

@@ -51,7 +51,8 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
         using var up = nn.functional.linear(down, _loraB!);                               // (B, T, out)
         using (y)
         {
-            return y.add(up, alpha: _loraScale);
+            using Scalar scale = _loraScale;   // kept alive for the call (Scalars)
+            return y.add(up, scale);
         }
     }
 

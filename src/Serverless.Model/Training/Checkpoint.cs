@@ -38,7 +38,7 @@ internal static class Checkpoint
             SafetensorsFile.Save(Path.Combine(temp, "model.safetensors"), weightList);
             SafetensorsFile.Save(Path.Combine(temp, "optimizer.safetensors"), optimizerList);
             SafetensorsFile.Save(Path.Combine(temp, "best.safetensors"), bestList);
-            File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, TrainingSpec.JsonOptions));
+            File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, TrainingSpec.ExactJsonOptions));
 
             var latest = Path.Combine(root, Latest);
             var previous = Path.Combine(root, Previous);

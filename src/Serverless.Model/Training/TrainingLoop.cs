@@ -176,7 +176,16 @@ public static class TrainingLoop
                 }
 
                 mark = Stopwatch.GetTimestamp();
-                (loss / spec.GradAccumulation).backward();
+                if (spec.GradAccumulation == 1)
+                {
+                    loss.backward();
+                }
+                else
+                {
+                    using TorchSharp.Scalar divisor = spec.GradAccumulation;   // kept alive for the call (Gpt2.Scalars)
+                    loss.div(divisor).backward();
+                }
+
                 backward += Stopwatch.GetTimestamp() - mark;
                 total += value;
             }
@@ -265,8 +274,8 @@ public static class TrainingLoop
     /// </summary>
     private static void RefuseChangedSpec(string checkpoint, TrainingSpec saved, TrainingSpec current)
     {
-        var before = System.Text.Json.JsonSerializer.SerializeToNode(saved, TrainingSpec.JsonOptions)!.AsObject();
-        var now = System.Text.Json.JsonSerializer.SerializeToNode(current, TrainingSpec.JsonOptions)!.AsObject();
+        var before = System.Text.Json.JsonSerializer.SerializeToNode(saved, TrainingSpec.ExactJsonOptions)!.AsObject();
+        var now = System.Text.Json.JsonSerializer.SerializeToNode(current, TrainingSpec.ExactJsonOptions)!.AsObject();
         var changed = before.Select(p => p.Key).Union(now.Select(p => p.Key)).Order(StringComparer.Ordinal)
             .Where(key => !System.Text.Json.Nodes.JsonNode.DeepEquals(before[key], now[key]))
             .Select(key => $"{key}: {before[key]?.ToJsonString() ?? "unset"} → {now[key]?.ToJsonString() ?? "unset"}")

@@ -14,6 +14,7 @@ public sealed class SideRunsTests : IDisposable
     {
         Steps = 12, BatchSize = 4, EvalEvery = 4, WarmupSteps = 2, CheckpointEvery = 4, EarlyStoppingPatience = 0, SampleTokens = 0,
         BiasProbes = "none", DataFractions = [0.3, 1], Seed = 5,
+        EvalTokens = null,   // null is not the default: the side process must get the spec exactly
     };
 
     private readonly CliFixture _fixture = new();
@@ -46,9 +47,11 @@ public sealed class SideRunsTests : IDisposable
             Interlocked.Decrement(ref inside);
         }
 
+        var threads = TorchSharp.torch.get_num_threads();
         var side = FineTuneJob.Run(
             Request("sbs", sideBySide: true, (phase, dir) => Exclusive(() => copied.Add((phase, dir)))),
             (phase, p) => Exclusive(() => phases[phase] = p.Step));
+        TorchSharp.torch.get_num_threads().ShouldBe(threads, "the job gives its thread its intra-op threads back");
         var inTurn = FineTuneJob.Run(Request("in-turn", sideBySide: false));
 
         overlapped.ShouldBeFalse("the host's callbacks are never called concurrently");
@@ -59,8 +62,11 @@ public sealed class SideRunsTests : IDisposable
         Directory.Exists(Path.Combine(_fixture.Root, "sbs", "side", "scratch")).ShouldBeTrue("the side process left the trained scratch model");
 
         // The same runs from the same seeds on the same data: only the order of float sums (one thread against two) differs.
+        SpecIn(Path.Combine(_fixture.Root, "sbs")).ShouldBe(SpecIn(Path.Combine(_fixture.Root, "in-turn")), "the side process trains with the job's spec, field for field");
         side.ScratchTraining!.StepsRun.ShouldBe(inTurn.ScratchTraining!.StepsRun);
-        side.ScratchTraining.TrainLoss[0][1].ShouldBe(inTurn.ScratchTraining.TrainLoss[0][1], 1e-4);
+        side.ScratchTraining.BestStep.ShouldBe(inTurn.ScratchTraining.BestStep);
+        side.ScratchTraining.TrainLoss.Select(p => p[1]).ShouldBe(inTurn.ScratchTraining.TrainLoss.Select(p => p[1]), 0.01);
+        side.ScratchTraining.ValidationLoss.Select(p => p[1]).ShouldBe(inTurn.ScratchTraining.ValidationLoss.Select(p => p[1]), 0.01);
         side.Scratch!.Loss.ShouldBe(inTurn.Scratch!.Loss, 0.02);
         side.Candidate.Loss.ShouldBe(inTurn.Candidate.Loss, 0.02);
         side.DataEfficiency!.Points.Select(p => p.Scratch.Loss).ShouldBe(inTurn.DataEfficiency!.Points.Select(p => p.Scratch.Loss), 0.02);
@@ -99,6 +105,48 @@ public sealed class SideRunsTests : IDisposable
     }
 
     [Fact]
+    public void SideBySide_TheHostCannotCopyTheSideProcesssCheckpoint_TheJobFailsWithThatError()
+    {
+        var request = Request("uncopyable", sideBySide: true, (phase, _) =>
+        {
+            if (phase == "scratch")
+            {
+                throw new IOException("the checkpoint store refused the copy");
+            }
+        }) with { Spec = Spec with { DataFractions = null } };
+
+        Should.Throw<IOException>(() => FineTuneJob.Run(request)).Message.ShouldBe("the checkpoint store refused the copy");
+    }
+
+    [Fact]
+    public void Serve_ItsParentGone_StopsAtOnceWithACheckpoint()
+    {
+        var output = Path.Combine(_fixture.Root, "orphan");
+        var prepared = FineTuneJob.Run(Request("orphan-prep", sideBySide: false) with { Spec = Spec with { Steps = 1, WarmupSteps = 0, CompareWithScratch = false, DataFractions = null } });
+        Directory.CreateDirectory(Path.Combine(output, "side"));
+        using (var model = Serverless.Model.Gpt2.Gpt2Model.FromPretrained(_fixture.ModelDirectory))
+        {
+            model.Config.Save(Path.Combine(output, "side", "config.json"));
+        }
+
+        var requestPath = Path.Combine(output, "side", "request.json");
+        File.WriteAllText(requestPath, System.Text.Json.JsonSerializer.Serialize(
+            new SideRunsRequest(Path.Combine(_fixture.Root, "orphan-prep", "prepared"), output, (Spec with { DataFractions = null }).ToExactJson(), 32, 256, [new SideRun("scratch", null)]),
+            new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));
+        using var events = new StringWriter();
+
+        var threads = TorchSharp.torch.get_num_threads();
+        var code = SideRuns.Serve(requestPath, new StringReader(""), events);   // its input closed: the parent has gone
+        TorchSharp.torch.set_num_threads(threads);   // Serve sets one, as the process it is meant for
+
+        code.ShouldBe(2, events.ToString());
+        events.ToString().ShouldContain("\"type\":\"checkpoint\"");
+        events.ToString().ShouldNotContain("\"type\":\"progress\"", customMessage: "it stops before its first step");
+        File.Exists(Path.Combine(output, "checkpoints", "scratch", "latest", "state.json")).ShouldBeTrue();
+        prepared.ShouldNotBeNull();
+    }
+
+    [Fact]
     public void SideBySide_TheSideProcessDies_TheJobFailsSayingWhy()
     {
         var request = Request("dies", sideBySide: true) with
@@ -109,6 +157,12 @@ public sealed class SideRunsTests : IDisposable
 
         var error = Should.Throw<InvalidOperationException>(() => FineTuneJob.Run(request));
         error.Message.ShouldContain("exited (code 3) before it finished scratch: killed by the test");
+    }
+
+    private static string SpecIn(string output)
+    {
+        using var state = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "checkpoints", "scratch", "latest", "state.json")));
+        return state.RootElement.GetProperty("spec").GetRawText();
     }
 
     [Theory]

@@ -70,6 +70,18 @@ public class TrainingLoopTests
     }
 
     [Fact]
+    public void Train_ResumedWithANullThatIsNotTheDefault_IsTheSameSpec()
+    {
+        using var dir = new TempDirectory();
+        var spec = TrainingFixtures.QuickSpec with { Steps = 4, CheckpointEvery = 2, EvalTokens = null };   // the default is 65536
+        using var model = new Gpt2Model(TrainingFixtures.Config, seed: 3);
+        Run(model, spec, dir.Path);
+
+        using var again = new Gpt2Model(TrainingFixtures.Config, seed: 3);
+        Run(again, spec, dir.Path).ResumedFromStep.ShouldBe(4, "the checkpoint keeps evalTokens: null, rather than reading back the default");
+    }
+
+    [Fact]
     public void Train_KilledMidSwap_PreviousCheckpointIsFound()
     {
         using var dir = new TempDirectory();
