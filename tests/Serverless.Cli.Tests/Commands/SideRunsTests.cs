@@ -17,6 +17,8 @@ public sealed class SideRunsTests : IDisposable
         EvalTokens = null,   // null is not the default: the side process must get the spec exactly
     };
 
+    private static readonly System.Text.Json.JsonSerializerOptions Web = new(System.Text.Json.JsonSerializerDefaults.Web);
+
     private readonly CliFixture _fixture = new();
 
     public void Dispose() => _fixture.Dispose();
@@ -132,7 +134,7 @@ public sealed class SideRunsTests : IDisposable
         var requestPath = Path.Combine(output, "side", "request.json");
         File.WriteAllText(requestPath, System.Text.Json.JsonSerializer.Serialize(
             new SideRunsRequest(Path.Combine(_fixture.Root, "orphan-prep", "prepared"), output, (Spec with { DataFractions = null }).ToExactJson(), 32, 256, [new SideRun("scratch", null)]),
-            new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));
+            Web));
         using var events = new StringWriter();
 
         var threads = TorchSharp.torch.get_num_threads();
