@@ -36,7 +36,7 @@ public sealed record LossPoint(int Step, double Loss);
 /// <param name="BestStep">The step of the best validation loss.</param>
 /// <param name="StoppedEarly">Whether early stopping ended the run.</param>
 /// <param name="ResumedFromStep">The checkpoint step resumed from, if any.</param>
-/// <param name="TokensPerSecond">Training tokens per second in this process.</param>
+/// <param name="TokensPerSecond">Training tokens per second in the process that trained it (for a scratch run side by side, the side process, on one libtorch thread while both train).</param>
 public sealed record TrainingResult(
     IReadOnlyList<LossPoint> TrainLoss, IReadOnlyList<LossPoint> ValidationLoss, int StepsRun, double BestValidationLoss, int BestStep,
     bool StoppedEarly, int? ResumedFromStep, double TokensPerSecond);

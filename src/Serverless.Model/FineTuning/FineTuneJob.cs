@@ -53,7 +53,12 @@ public static class FineTuneJob
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    /// <summary>Runs the job; <paramref name="progress"/> gets (phase, progress) with phase <c>candidate</c> or <c>scratch</c>.</summary>
+    /// <summary>
+    /// Runs the job; <paramref name="progress"/> gets (phase, progress) with phase <c>candidate</c>, <c>scratch</c> or a
+    /// curve's (<see cref="CurvePhase"/>). With the scratch runs side by side (<see cref="FineTuneRequest.SideProcess"/>)
+    /// their progress and checkpoints arrive on another thread, interleaved with the candidate's, but never while
+    /// another callback of the job is running.
+    /// </summary>
     public static FineTuneReport Run(FineTuneRequest request, Action<string, TrainingProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(request);
