@@ -46,7 +46,7 @@ internal static class FinetuneCommand
             var request = new FineTuneRequest(parse.GetValue(baseModel)!, files, outDir, trainingSpec)
             {
                 DataRoot = root,
-                SideProcess = ProcessCommand.Trainer(AppContext.BaseDirectory),   // the trainer program trains the scratch runs beside the candidate's
+                SideProcess = ProcessCommand.TrainerIfPresent(AppContext.BaseDirectory),   // the trainer program trains the scratch runs beside the candidate's
                 SideBySide = SideRuns.Setting(Environment.GetEnvironmentVariable(SideRuns.Variable)),
             };
             var report = new ProgressView(writer, parse.GetValue(json)).Run("finetune", progress => FineTuneJob.Run(request, progress, cancellation));

@@ -131,7 +131,7 @@ public static class FineTuneJob
         } : null;
         var scratchRuns = ScratchRuns(spec);
         using var side = request.SideProcess is { } command && SideRuns.Wanted(request.SideBySide, device, candidate.ParameterCount(), scratchRuns.Count)
-            ? SideRuns.Start(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToExactJson(), blockSize, endOfText, scratchRuns),
+            ? StartSide(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToExactJson(), blockSize, endOfText, scratchRuns),
                 candidate.Config, gate, relay, written)
             : null;
         using (teacher)
@@ -253,6 +253,21 @@ public static class FineTuneJob
     /// <summary>The phase (progress, checkpoints) of a data-efficiency run: <c>candidate-f0.1</c>, <c>scratch-f0.1</c>.</summary>
     public static string CurvePhase(string run, double fraction) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{run}-f{fraction:0.####}");
+
+    /// <summary>The side process, or null (the runs then train in turn, here) when its program cannot be started.</summary>
+    private static SideRuns? StartSide(ProcessCommand command, SideRunsRequest request, Gpt2Config config, object gate,
+        Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
+    {
+        try
+        {
+            return SideRuns.Start(command, request, config, gate, progress, checkpointWritten);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            Console.Error.WriteLine($"warning: could not start {command.Executable} for the scratch runs side by side ({e.Message}); training them in turn.");
+            return null;
+        }
+    }
 
     /// <summary>
     /// Trains <paramref name="model"/> from scratch on <paramref name="data"/> with the job's run spec: the same for a

@@ -27,10 +27,17 @@ public sealed record ProcessCommand(string Executable, IReadOnlyList<string> Arg
     }
 
     /// <summary>The trainer program (<c>tune-trainer</c>) in <paramref name="directory"/>: its apphost, else <c>dotnet tune-trainer.dll</c>.</summary>
-    public static ProcessCommand Trainer(string directory)
+    public static ProcessCommand Trainer(string directory) =>
+        TrainerIfPresent(directory) ?? new ProcessCommand("dotnet", [Path.Combine(directory, "tune-trainer.dll")]);
+
+    /// <summary>As <see cref="Trainer"/>, or null when <paramref name="directory"/> has neither the apphost nor the assembly.</summary>
+    public static ProcessCommand? TrainerIfPresent(string directory)
     {
         var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "tune-trainer.exe" : "tune-trainer");
-        return File.Exists(apphost) ? new ProcessCommand(apphost, []) : new ProcessCommand("dotnet", [Path.Combine(directory, "tune-trainer.dll")]);
+        var assembly = Path.Combine(directory, "tune-trainer.dll");
+        return File.Exists(apphost) ? new ProcessCommand(apphost, [])
+            : File.Exists(assembly) ? new ProcessCommand("dotnet", [assembly])
+            : null;
     }
 }
 

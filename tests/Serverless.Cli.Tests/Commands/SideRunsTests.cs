@@ -167,6 +167,23 @@ public sealed class SideRunsTests : IDisposable
         return state.RootElement.GetProperty("spec").GetRawText();
     }
 
+    [Fact]
+    public void SideBySide_ItsProgramCannotStart_TheRunsTrainInTurn()
+    {
+        var request = Request("no-program", sideBySide: true) with
+        {
+            SideProcess = new ProcessCommand(Path.Combine(_fixture.Root, "no-such-trainer"), []),
+            Spec = Spec with { DataFractions = null },
+        };
+
+        var report = FineTuneJob.Run(request);
+
+        report.ScratchTraining!.StepsRun.ShouldBe(Spec.Steps);
+        Directory.Exists(Path.Combine(request.OutputDirectory, "side", "scratch")).ShouldBeFalse("the scratch run trained here, in turn");
+        ProcessCommand.TrainerIfPresent(_fixture.Root).ShouldBeNull();
+        ProcessCommand.TrainerIfPresent(AppContext.BaseDirectory).ShouldNotBeNull("tune-trainer ships beside tune, and beside these tests");
+    }
+
     [Theory]
     [InlineData(null, null)]
     [InlineData("auto", null)]
