@@ -47,7 +47,7 @@ internal static class FinetuneCommand
             {
                 DataRoot = root,
                 SideProcess = ProcessCommand.TrainerIfPresent(AppContext.BaseDirectory),   // the trainer program trains the scratch runs beside the candidate's
-                SideBySide = SideRuns.Setting(Environment.GetEnvironmentVariable(SideRuns.Variable)),
+                SideBySide = SideBySideSetting(),
             };
             var report = new ProgressView(writer, parse.GetValue(json)).Run("finetune", progress => FineTuneJob.Run(request, progress, cancellation));
             if (parse.GetValue(json))
@@ -62,6 +62,19 @@ internal static class FinetuneCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary><c>TUNE_SIDE_BY_SIDE</c>, an unreadable value said as a usage error (one line), not a crash.</summary>
+    private static bool? SideBySideSetting()
+    {
+        try
+        {
+            return SideRuns.Setting(Environment.GetEnvironmentVariable(SideRuns.Variable));
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException(e.Message);
+        }
     }
 
     /// <summary>The fractions <c>--curve</c> measures when the spec names none.</summary>

@@ -132,7 +132,7 @@ public static class FineTuneJob
         var scratchRuns = ScratchRuns(spec);
         using var side = request.SideProcess is { } command && SideRuns.Wanted(request.SideBySide, device, candidate.ParameterCount(), scratchRuns.Count)
             ? StartSide(command, new SideRunsRequest(Path.GetFullPath(prepared), Path.GetFullPath(output), runSpec.ToExactJson(), blockSize, endOfText, scratchRuns),
-                candidate.Config, gate, relay, written)
+                candidate.Config, relay, written)
             : null;
         using (teacher)
         {
@@ -231,7 +231,7 @@ public static class FineTuneJob
                 var points = new List<CurvePoint> { new(1, subsets.Documents, train.Count, fullCandidate, fullScratch) };
                 foreach (var fraction in fractions)
                 {
-                    var subset = subsets.Take(fraction, minTokens: blockSize + 1);
+                    var subset = CurveSubset(subsets, fraction, blockSize);
                     using var small = BuildCandidate(baseModel, request.BaseModel, runSpec, out var smallTeacher);
                     using (smallTeacher)
                     {
@@ -254,13 +254,17 @@ public static class FineTuneJob
     public static string CurvePhase(string run, double fraction) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{run}-f{fraction:0.####}");
 
+    /// <summary>A curve point's training data: the same subset for the candidate here and for scratch in the side process.</summary>
+    internal static NestedSubsets.Subset CurveSubset(NestedSubsets subsets, double fraction, int blockSize) =>
+        subsets.Take(fraction, minTokens: blockSize + 1);
+
     /// <summary>The side process, or null (the runs then train in turn, here) when its program cannot be started.</summary>
-    private static SideRuns? StartSide(ProcessCommand command, SideRunsRequest request, Gpt2Config config, object gate,
+    private static SideRuns? StartSide(ProcessCommand command, SideRunsRequest request, Gpt2Config config,
         Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
     {
         try
         {
-            return SideRuns.Start(command, request, config, gate, progress, checkpointWritten);
+            return SideRuns.Start(command, request, config, progress, checkpointWritten);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

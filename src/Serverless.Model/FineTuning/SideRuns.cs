@@ -71,8 +71,10 @@ public sealed record SideRunsRequest(string Prepared, string Output, string Spec
 /// waits for the side process) and <c>stop</c> (checkpoint and exit, as a cancelled run does). A closed input stops it
 /// as well, at its next step, so it ends soon after this process does, however that ends; it ignores SIGINT and
 /// SIGTERM (a terminal's Ctrl+C reaches the whole process group), so that it stops through this process, whose copy
-/// of its last checkpoint is what a retry resumes from. Progress and checkpoint callbacks are called under one lock
-/// with this process's own, so a host's callbacks are never called concurrently; the side process's arrive on
+/// of its last checkpoint is what a retry resumes from. The side process's progress and checkpoints reach the
+/// callbacks given to <see cref="Start"/> on another thread (<see cref="FineTuneJob"/> passes callbacks that take the
+/// lock its own calls take, so a host's callbacks are never called concurrently), interleaved with this process's
+/// phases; they arrive on
 /// another thread, interleaved with this process's phases. The fused AdamW update (<c>FusedCpuUpdate</c>) still
 /// uses every core for its few milliseconds a step.
 /// </remarks>
@@ -93,7 +95,6 @@ public sealed class SideRuns : IDisposable
 
     private readonly Process _process;
     private readonly string _directory;
-    private readonly object _gate;
     private readonly Action<string, TrainingProgress>? _progress;
     private readonly Action<string, string>? _checkpointWritten;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<Message>> _runs;
@@ -101,19 +102,16 @@ public sealed class SideRuns : IDisposable
     private readonly int _threads;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _errorsEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _remaining;
     private bool _reduced;
     private bool _disposed;
 
-    private SideRuns(Process process, string directory, IReadOnlyList<SideRun> runs, object gate, Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
+    private SideRuns(Process process, string directory, IReadOnlyList<SideRun> runs, Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
     {
         _process = process;
         _directory = directory;
-        _gate = gate;
         _progress = progress;
         _checkpointWritten = checkpointWritten;
         _runs = new ConcurrentDictionary<string, TaskCompletionSource<Message>>(runs.Select(r => KeyValuePair.Create(r.Phase, new TaskCompletionSource<Message>(TaskCreationOptions.RunContinuationsAsynchronously))));
-        _remaining = runs.Count;
         _threads = Math.Min(get_num_threads(), Environment.ProcessorCount);   // libtorch counts physical cores, not the container's share
     }
 
@@ -141,7 +139,7 @@ public sealed class SideRuns : IDisposable
     /// on this thread while both train (libtorch keeps the count per thread: call the rest from this thread; threads
     /// that first use libtorch meanwhile start with one too).
     /// </summary>
-    public static SideRuns Start(ProcessCommand command, SideRunsRequest request, Gpt2Config config, object gate,
+    public static SideRuns Start(ProcessCommand command, SideRunsRequest request, Gpt2Config config,
         Action<string, TrainingProgress>? progress, Action<string, string>? checkpointWritten)
     {
         ArgumentNullException.ThrowIfNull(command);
@@ -171,7 +169,7 @@ public sealed class SideRuns : IDisposable
 
         start.Environment["OMP_NUM_THREADS"] = "1";
         var process = new Process { StartInfo = start };
-        var side = new SideRuns(process, directory, request.Runs, gate, progress, checkpointWritten);
+        var side = new SideRuns(process, directory, request.Runs, progress, checkpointWritten);
         process.OutputDataReceived += (_, e) => side.Received(e.Data);
         process.ErrorDataReceived += (_, e) => side.ReceivedError(e.Data);
         process.Start();
@@ -211,9 +209,9 @@ public sealed class SideRuns : IDisposable
         }
 
         var done = run.GetAwaiter().GetResult();
-        if (Interlocked.Decrement(ref _remaining) == 0)
+        if (_runs.Values.All(r => r.Task.IsCompletedSuccessfully))
         {
-            Restore();
+            Restore();   // nothing left for the side process to train: this process gets its threads back
         }
 
         return (done.Result!, done.Trainable, Gpt2Model.FromPretrained(Path.Combine(_directory, phase)));
@@ -398,18 +396,14 @@ public sealed class SideRuns : IDisposable
     }
 
     /// <summary>
-    /// Calls a host callback for the side process, under the lock this process's own calls take. A callback that
-    /// fails (a checkpoint that could not be copied) fails that run, as it would fail it in this process, and stops
-    /// the side process.
+    /// Calls a host callback for the side process. A callback that fails (a checkpoint that could not be copied) fails
+    /// that run, as it would fail it in this process, and stops the side process.
     /// </summary>
     private void Relay(string phase, Action callback)
     {
         try
         {
-            lock (_gate)
-            {
-                callback();
-            }
+            callback();
         }
         catch (Exception e)
         {
@@ -514,7 +508,7 @@ public sealed class SideRuns : IDisposable
             try
             {
                 ITokenSource data = run.Fraction is { } fraction
-                    ? (subsets ??= new NestedSubsets(train, request.EndOfText, spec.SplitSeed)).Take(fraction, minTokens: request.BlockSize + 1)
+                    ? FineTuneJob.CurveSubset(subsets ??= new NestedSubsets(train, request.EndOfText, spec.SplitSeed), fraction, request.BlockSize)
                     : train;
                 using var model = new Gpt2Model(config, spec.Seed);
                 var (result, trainable) = FineTuneJob.TrainScratch(model, spec, data, validation, new TrainingOptions

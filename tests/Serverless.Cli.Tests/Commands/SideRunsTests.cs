@@ -124,7 +124,7 @@ public sealed class SideRunsTests : IDisposable
     public void Serve_ItsParentGone_StopsAtOnceWithACheckpoint()
     {
         var output = Path.Combine(_fixture.Root, "orphan");
-        var prepared = FineTuneJob.Run(Request("orphan-prep", sideBySide: false) with { Spec = Spec with { Steps = 1, WarmupSteps = 0, CompareWithScratch = false, DataFractions = null } });
+        FineTuneJob.Run(Request("orphan-prep", sideBySide: false) with { Spec = Spec with { Steps = 1, WarmupSteps = 0, CompareWithScratch = false, DataFractions = null } });
         Directory.CreateDirectory(Path.Combine(output, "side"));
         using (var model = Serverless.Model.Gpt2.Gpt2Model.FromPretrained(_fixture.ModelDirectory))
         {
@@ -145,7 +145,6 @@ public sealed class SideRunsTests : IDisposable
         events.ToString().ShouldContain("\"type\":\"checkpoint\"");
         events.ToString().ShouldNotContain("\"type\":\"progress\"", customMessage: "it stops before its first step");
         File.Exists(Path.Combine(output, "checkpoints", "scratch", "latest", "state.json")).ShouldBeTrue();
-        prepared.ShouldNotBeNull();
     }
 
     [Fact]
