@@ -148,7 +148,16 @@ internal static class BenchCommand
                 result["backward_after_zeroed_grads_ms"] = afterZeroedMs;
                 result["backward_after_released_grads_ms"] = afterReleasedMs;
                 result["zero_grads_ms"] = zeroingMs;
-                levers.Add($"{name}: fused AdamW {fusedMs:N1} ms, libtorch's element-wise {unfusedMs:N1} ms; backward after released gradients {afterReleasedMs:N0} ms, after zeroed ones {afterZeroedMs:N0} ms (+ {zeroingMs:N1} ms to zero them)");
+                var lever = $"{name}: fused AdamW {fusedMs:N1} ms, libtorch's element-wise {unfusedMs:N1} ms; backward after released gradients {afterReleasedMs:N0} ms, after zeroed ones {afterZeroedMs:N0} ms (+ {zeroingMs:N1} ms to zero them)";
+                if (computeType is { } dtype)
+                {
+                    var (copiesMs, castsMs) = WeightCopyLever(config, batch, block, dtype);
+                    result["step_with_weight_copies_ms"] = copiesMs;
+                    result["step_with_weight_casts_ms"] = castsMs;
+                    lever += $"; a step with {used} weight copies {copiesMs:N0} ms, casting the weights every forward {castsMs:N0} ms";
+                }
+
+                levers.Add(lever);
             }
 
             results[name] = result;
@@ -305,6 +314,56 @@ internal static class BenchCommand
 
         static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
         return (Median(zeroed), Median(released), Median(zeroing));
+    }
+
+    /// <summary>
+    /// What keeping low-precision weight copies (<see cref="WeightCopies"/>, the trainer's default) saves against casting
+    /// the weights on every forward: the median step (forward, backward, AdamW) each way, interleaved in pairs of
+    /// steps, timing the second of each pair. Making and dropping the copies between pairs is not timed.
+    /// </summary>
+    private static (double WithCopies, double WithCasts) WeightCopyLever(Gpt2Config config, int batch, int block, ScalarType dtype)
+    {
+        using var model = new Gpt2Model(config, seed: 1) { ComputeType = dtype };
+        using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)));
+        using var input = randint(0, config.VocabSize, [batch, block], dtype: ScalarType.Int64);
+        using var target = randint(0, config.VocabSize, [batch, block], dtype: ScalarType.Int64);
+        var (withCopies, withCasts) = (new List<double>(), new List<double>());
+        WeightCopies? copies = null;
+        try
+        {
+            for (var step = 0; step < 20; step++)
+            {
+                var useCopies = step / 2 % 2 == 1;
+                if (useCopies != copies is not null)
+                {
+                    optimizer.UseCopies(null);
+                    copies?.Dispose();
+                    copies = useCopies ? WeightCopies.Attach(model, dtype, trainable: true) : null;
+                    optimizer.UseCopies(copies?.ByName);
+                }
+
+                using var scope = NewDisposeScope();
+                var watch = Stopwatch.StartNew();
+                using (var loss = model.Loss(input, target))
+                {
+                    loss.backward();
+                }
+
+                optimizer.Step(1e-4, 0.1);
+                if (step >= 4 && step % 2 == 1)
+                {
+                    (useCopies ? withCopies : withCasts).Add(watch.Elapsed.TotalMilliseconds);
+                }
+            }
+        }
+        finally
+        {
+            optimizer.UseCopies(null);
+            copies?.Dispose();
+        }
+
+        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+        return (Median(withCopies), Median(withCasts));
     }
 
     /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>

@@ -62,6 +62,9 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
 
     private ScalarType? _computeType;
 
+    /// <summary>The token embedding in <see cref="ComputeType"/> for the tied output head (see <see cref="WeightCopies"/>).</summary>
+    internal Tensor? HeadWeightCopy { get; set; }
+
     internal Embedding TokenEmbedding => _wte;
 
     internal ModuleList<Block> Blocks => _blocks;
@@ -102,7 +105,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
         {
             using var normed = _lnF.forward(x);
             return ComputeType is { } dtype
-                ? Projection.MixedLinear(normed, _wte.weight!, null, dtype)
+                ? Projection.MixedLinear(normed, HeadWeightCopy?.dtype == dtype ? HeadWeightCopy : _wte.weight!, null, dtype)
                 : nn.functional.linear(normed, _wte.weight!);                                   // (B, T, vocab)
         }
     }

@@ -38,9 +38,17 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
     /// <summary>When set, the matmul runs in this dtype (bfloat16 on CPUs with AVX-512 BF16 is ~4× float32) and the result returns to float32.</summary>
     public ScalarType? ComputeType { get; set; }
 
+    /// <summary>
+    /// The weight already in <see cref="ComputeType"/>, kept in step with the float32 weight by whoever set it (see
+    /// <see cref="WeightCopies"/>); the matmul then uses it instead of casting the weight on every forward.
+    /// </summary>
+    internal Tensor? WeightCopy { get; set; }
+
     public override Tensor forward(Tensor x)
     {
-        var y = ComputeType is { } dtype ? MixedLinear(x, _weight, _bias, dtype) : nn.functional.linear(x, _weight, _bias); // (B, T, out)
+        var y = ComputeType is { } dtype
+            ? MixedLinear(x, WeightCopy?.dtype == dtype ? WeightCopy : _weight, _bias, dtype)
+            : nn.functional.linear(x, _weight, _bias);                                   // (B, T, out)
         if (_loraA is null)
         {
             return y;
@@ -56,11 +64,14 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>x·Wᵀ + b computed in <paramref name="dtype"/>, returned in x's dtype; gradients flow back in float32 to the float32 weights.</summary>
+    /// <summary>
+    /// x·Wᵀ + b computed in <paramref name="dtype"/>, returned in x's dtype; gradients flow back to each operand in its
+    /// own dtype (a weight already in <paramref name="dtype"/> is used as it is, and gets its gradient in that dtype).
+    /// </summary>
     internal static Tensor MixedLinear(Tensor x, Tensor weight, Tensor? bias, ScalarType dtype)
     {
         using var xl = x.to(dtype);
-        using var wl = weight.to(dtype);
+        using var wl = weight.dtype == dtype ? weight.alias() : weight.to(dtype);
         using var bl = bias?.to(dtype);
         using var y = nn.functional.linear(xl, wl, bl);
         return y.to(x.dtype);

@@ -43,21 +43,22 @@ internal sealed class AdamW : IDisposable
         StepCount++;
         var update = new Update(Beta1, Beta2, Epsilon, learningRate, weightDecay, gradScale,
             1 - Math.Pow(Beta1, StepCount), Math.Sqrt(1 - Math.Pow(Beta2, StepCount)));
-        var fused = new List<(Tensor Parameter, Tensor Grad, Tensor M, Tensor V, bool Decay)>();
+        var fused = new List<FusedSlot>();
         foreach (var slot in _slots)
         {
-            var grad = slot.Parameter.grad;
-            if (grad is null)
+            var part = slot.Fused();
+            if (part.Grad is null && part.CopyGrad is null)
             {
                 continue;
             }
 
-            if (Fused && FusedCpuUpdate.Applies(slot.Parameter, grad, slot.M, slot.V))
+            if (Fused && FusedCpuUpdate.Applies(part))
             {
-                fused.Add((slot.Parameter, grad, slot.M, slot.V, slot.Decay));
+                fused.Add(part);
                 continue;
             }
 
+            var grad = slot.Gradient()!;
             if (gradScale != 1.0)
             {
                 grad.mul_(gradScale);
@@ -72,6 +73,7 @@ internal sealed class AdamW : IDisposable
             slot.V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
             var denominator = slot.V.sqrt().div_(update.Correction2).add_(Epsilon);
             slot.Parameter.addcdiv_(slot.M, denominator, value: -learningRate / update.Correction1);
+            slot.Copy?.copy_(slot.Parameter);
         }
 
         if (fused.Count > 0)
@@ -80,6 +82,18 @@ internal sealed class AdamW : IDisposable
         }
 
         ClearGradients();
+    }
+
+    /// <summary>
+    /// Hands the optimizer low-precision copies of its parameters (<see cref="Gpt2.WeightCopies.ByName"/>): a copy's
+    /// gradient is added to its parameter's, and every step rewrites the copy from the updated parameter. Null forgets them.
+    /// </summary>
+    public void UseCopies(IReadOnlyDictionary<string, Tensor>? copies)
+    {
+        foreach (var slot in _slots)
+        {
+            slot.Copy = copies?.GetValueOrDefault(slot.Name);
+        }
     }
 
     /// <summary>Whether float32 CPU parameters take the fused update (the default); false forces libtorch's element-wise operations.</summary>
@@ -93,8 +107,14 @@ internal sealed class AdamW : IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var norms = _slots.Select(s => s.Parameter.grad).OfType<Tensor>().Select(g => g.norm()).ToArray();
+        var norms = _slots.Select(Norm).OfType<Tensor>().ToArray();
         return norms.Length == 0 ? 0 : stack(norms).norm().item<float>();
+
+        // A parameter with a copy has its gradient in two parts; the fused path sums its squares without materializing the sum.
+        Tensor? Norm(Slot slot) =>
+            slot.Copy?.grad is null ? slot.Parameter.grad?.norm()
+            : Fused && FusedCpuUpdate.Applies(slot.Fused()) ? tensor((float)Math.Sqrt(FusedCpuUpdate.SumOfSquares(slot.Fused())))
+            : slot.Gradient()!.norm();
     }
 
     /// <summary>
@@ -107,6 +127,10 @@ internal sealed class AdamW : IDisposable
         foreach (var slot in _slots)
         {
             slot.Parameter.grad = null;
+            if (slot.Copy is not null)
+            {
+                slot.Copy.grad = null;
+            }
         }
     }
 
@@ -140,5 +164,20 @@ internal sealed class AdamW : IDisposable
         }
     }
 
-    private sealed record Slot(string Name, Parameter Parameter, bool Decay, Tensor M, Tensor V);
+    private sealed record Slot(string Name, Parameter Parameter, bool Decay, Tensor M, Tensor V)
+    {
+        /// <summary>The parameter's low-precision copy (see <see cref="UseCopies"/>), if it has one.</summary>
+        public Tensor? Copy { get; set; }
+
+        public FusedSlot Fused() => new(Parameter, Parameter.grad, Copy?.grad, M, V, Copy, Decay);
+
+        /// <summary>The whole gradient in float32 (the parameter's plus its copy's), or null when it has none; within the step's dispose scope.</summary>
+        public Tensor? Gradient() => (Parameter.grad, Copy?.grad) switch
+        {
+            (null, null) => null,
+            (var own, null) => own,
+            (null, var copied) => copied.to(ScalarType.Float32),
+            (var own, var copied) => own.add(copied.to(ScalarType.Float32)),
+        };
+    }
 }

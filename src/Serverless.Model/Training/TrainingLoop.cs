@@ -24,6 +24,13 @@ public sealed record TrainingOptions
 
     /// <summary>For <c>distill</c>: the teacher, run without gradients.</summary>
     public Gpt2Model? Teacher { get; init; }
+
+    /// <summary>
+    /// In mixed precision, whether the matmul weights are kept as copies in the compute dtype that the optimizer
+    /// updates (the default), rather than cast on every forward; the results are the same (see <c>WeightCopies</c>).
+    /// False is for measuring the difference.
+    /// </summary>
+    public bool WeightCopies { get; init; } = true;
 }
 
 /// <summary>
@@ -63,6 +70,7 @@ public static class TrainingLoop
         var state = new CheckpointState(0, double.PositiveInfinity, 0, 0, [], [], spec.Seed, spec);
         var best = Snapshot(trainable);
         int? resumedFrom = null;
+        WeightCopies? copies = null, teacherCopies = null;
         try
         {
             if (Checkpoint.Find(options.CheckpointDirectory) is { } checkpoint)
@@ -76,6 +84,14 @@ public static class TrainingLoop
             if (options.Teacher is not null)
             {
                 options.Teacher.ComputeType = spec.ComputeType;
+            }
+
+            if (spec.ComputeType is { } dtype && options.WeightCopies)
+            {
+                // Made after a resume has loaded the weights: from here on only the optimizer changes them, and it keeps the copies in step.
+                copies = WeightCopies.Attach(model, dtype, trainable: spec.GradAccumulation == 1);
+                optimizer.UseCopies(copies.ByName);
+                teacherCopies = options.Teacher is null ? null : WeightCopies.Attach(options.Teacher, dtype, trainable: false);
             }
 
             var clock = Stopwatch.StartNew();
@@ -135,6 +151,9 @@ public static class TrainingLoop
         }
         finally
         {
+            optimizer.UseCopies(null);
+            copies?.Dispose();
+            teacherCopies?.Dispose();
             model.ComputeType = null;
             if (options.Teacher is not null)
             {

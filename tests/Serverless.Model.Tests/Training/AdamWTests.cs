@@ -61,7 +61,7 @@ public sealed class AdamWTests
         using var ep = p.clone();
         using var em = m.clone();
         using var ev = v.clone();
-        FusedCpuUpdate.Applies(p, g, m, v).ShouldBeTrue();
+        FusedCpuUpdate.Applies(new FusedSlot(p, g, null, m, v, null, true)).ShouldBeTrue();
         var update = new Update(0.9, 0.95, 1e-8, 1e-3, 0.1, 0.5, 1 - Math.Pow(0.9, 3), Math.Sqrt(1 - Math.Pow(0.95, 3)));
         using (var noGrad = no_grad())
         {
@@ -74,7 +74,7 @@ public sealed class AdamWTests
             ep.addcdiv_(em, denominator, value: -1e-3 / update.Correction1);
         }
 
-        FusedCpuUpdate.Run([(p, g, m, v, true)], update);
+        FusedCpuUpdate.Run([new FusedSlot(p, g, null, m, v, null, true)], update);
         // Equal up to float32 rounding: a few units in the last place of each tensor's largest value.
         foreach (var (name, actual, expected) in new[] { ("p", p, ep), ("m", m, em), ("v", v, ev) })
         {
