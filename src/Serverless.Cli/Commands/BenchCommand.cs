@@ -157,6 +157,10 @@ internal static class BenchCommand
                     lever += $"; a step with {used} weight copies {copiesMs:N0} ms, casting the weights every forward {castsMs:N0} ms";
                 }
 
+                var floor = MatmulFloor(config, batch, block, computeType ?? ScalarType.Float32);
+                result["matmul_floor_ms"] = new Dictionary<string, double> { ["forward"] = floor.Forward, ["backward"] = floor.Backward };
+                result["matmul_floor_gflops"] = floor.Gflops;
+                lever += $"; the step's matrix products alone (projections and head, at its shapes, in {used}): forward {floor.Forward:N0} ms, backward {floor.Backward:N0} ms ({floor.Gflops:N0} GFLOP/s)";
                 levers.Add(lever);
             }
 
@@ -364,6 +368,51 @@ internal static class BenchCommand
 
         static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
         return (Median(withCopies), Median(withCasts));
+    }
+
+    /// <summary>
+    /// The floor under a training step at this machine's matmul speed for the step's own shapes: every projection's and
+    /// the output head's matrix products alone, in the step's dtype, on random operands: the forward's x·Wᵀ, and the
+    /// backward's two, the input's gradient dY·W and the weight's dYᵀ·X. Attention's products (a few per cent of the
+    /// FLOPs at these lengths) are left out. The best of five rounds after a warm-up, and the GFLOP/s they ran at.
+    /// </summary>
+    private static (double Forward, double Backward, double Gflops) MatmulFloor(Gpt2Config config, int batch, int block, ScalarType dtype)
+    {
+        var (c, tokens) = ((long)config.NEmbd, (long)batch * block);
+        var layer = new[] { (c, 3 * c), (c, c), (c, (long)config.InnerSize), ((long)config.InnerSize, c) };
+        var shapes = Enumerable.Repeat(layer, config.NLayer).SelectMany(s => s).Append((c, (long)config.VocabSize)).ToList();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var operands = shapes.Distinct().ToDictionary(s => s, s =>
+            (X: randn(tokens, s.Item1).to(dtype), W: randn(s.Item2, s.Item1).to(dtype), DY: randn(tokens, s.Item2).to(dtype)));
+        var (forward, backward) = (double.MaxValue, double.MaxValue);
+        for (var round = 0; round < 6; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            foreach (var shape in shapes)
+            {
+                var (x, w, _) = operands[shape];
+                using var y = nn.functional.linear(x, w);
+            }
+
+            var forwardMs = watch.Elapsed.TotalMilliseconds;
+            watch.Restart();
+            foreach (var shape in shapes)
+            {
+                var (x, w, dy) = operands[shape];
+                using var dx = dy.matmul(w);
+                using var dyT = dy.t();
+                using var dw = dyT.matmul(x);
+            }
+
+            if (round > 0)
+            {
+                (forward, backward) = (Math.Min(forward, forwardMs), Math.Min(backward, watch.Elapsed.TotalMilliseconds));
+            }
+        }
+
+        var flops = 3 * 2.0 * tokens * shapes.Sum(s => s.Item1 * s.Item2);
+        return (forward, backward, flops / ((forward + backward) / 1e3) / 1e9);
     }
 
     /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>

@@ -100,21 +100,27 @@ internal sealed class AdamW : IDisposable
     public bool Fused { get; set; } = true;
 
     /// <summary>
-    /// The 2-norm of all gradients together, as <c>torch.nn.utils.clip_grad_norm_</c> computes it (the norm of the
-    /// per-tensor norms); 0 when no parameter has a gradient.
+    /// The 2-norm of all gradients together (a parameter's and its copy's summed), the norm
+    /// <c>torch.nn.utils.clip_grad_norm_</c> clips by; 0 when no parameter has a gradient.
     /// </summary>
     public double GradientNorm()
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var norms = _slots.Select(Norm).OfType<Tensor>().ToArray();
-        return norms.Length == 0 ? 0 : stack(norms).norm().item<float>();
+        var parts = _slots.Select(s => s.Fused()).Where(p => p.Grad is not null || p.CopyGrad is not null).ToList();
+        if (parts.Count == 0)
+        {
+            return 0;
+        }
 
-        // A parameter with a copy has its gradient in two parts; the fused path sums its squares without materializing the sum.
-        Tensor? Norm(Slot slot) =>
-            slot.Copy?.grad is null ? slot.Parameter.grad?.norm()
-            : Fused && FusedCpuUpdate.Applies(slot.Fused()) ? tensor((float)Math.Sqrt(FusedCpuUpdate.SumOfSquares(slot.Fused())))
-            : slot.Gradient()!.norm();
+        // One pass over every gradient on the CPU; libtorch's norm per tensor elsewhere.
+        if (Fused && parts.All(FusedCpuUpdate.Applies))
+        {
+            return Math.Sqrt(FusedCpuUpdate.SumOfSquares(parts));
+        }
+
+        var norms = _slots.Select(s => s.Gradient()).OfType<Tensor>().Select(g => g.norm()).ToArray();
+        return stack(norms).norm().item<float>();
     }
 
     /// <summary>

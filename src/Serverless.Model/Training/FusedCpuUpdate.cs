@@ -47,16 +47,19 @@ internal static unsafe class FusedCpuUpdate
         });
     }
 
-    /// <summary>The sum of the squares of the slot's gradient (float32 and bfloat16 parts summed first), in double.</summary>
-    public static double SumOfSquares(FusedSlot slot)
+    /// <summary>
+    /// The sum of the squares of the slots' gradients (each slot's float32 and bfloat16 parts summed first), in one
+    /// parallel pass over them all, summed in double.
+    /// </summary>
+    public static double SumOfSquares(IReadOnlyList<FusedSlot> slots)
     {
-        var pointers = new[] { new Pointers(slot) };
+        var pointers = slots.Select(s => new Pointers(s)).ToArray();
         var chunks = Chunks(pointers);
         var sums = new double[chunks.Count];
         Parallel.For(0, chunks.Count, c =>
         {
-            var (_, start, count) = chunks[c];
-            sums[c] = SumOfSquares(pointers[0].From(start), count);
+            var (index, start, count) = chunks[c];
+            sums[c] = SumOfSquares(pointers[index].From(start), count);
         });
         return sums.Sum();
     }

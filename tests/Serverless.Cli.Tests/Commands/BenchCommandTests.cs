@@ -21,12 +21,17 @@ public sealed class BenchCommandTests
         string[] positive =
         [
             "train_tokens_per_second", "ms_per_step", "mfu", "generate_tokens_per_second", "optimizer_fused_ms", "optimizer_unfused_ms",
-            "backward_after_zeroed_grads_ms", "backward_after_released_grads_ms", "zero_grads_ms",
+            "backward_after_zeroed_grads_ms", "backward_after_released_grads_ms", "zero_grads_ms", "matmul_floor_gflops",
         ];
         foreach (var name in positive)
         {
             tiny.GetProperty(name).GetDouble().ShouldBeGreaterThan(0, name);
         }
+
+        var floor = tiny.GetProperty("matmul_floor_ms");
+        floor.GetProperty("forward").GetDouble().ShouldBeGreaterThan(0);
+        floor.GetProperty("backward").GetDouble().ShouldBeGreaterThan(floor.GetProperty("forward").GetDouble(), "the backward has twice the forward's products");
+        tiny.TryGetProperty("step_with_weight_copies_ms", out _).ShouldBeFalse("float32 training has no low-precision copies to measure");
 
         var breakdown = tiny.GetProperty("breakdown_ms");
         var parts = Phases.Sum(p => breakdown.GetProperty(p).GetDouble());
@@ -35,5 +40,18 @@ public sealed class BenchCommandTests
         // MFU is 6 · parameters · tokens/s over the fp32 rate this run measured.
         var expected = 6.0 * tiny.GetProperty("parameters").GetInt64() * tiny.GetProperty("train_tokens_per_second").GetDouble() / (root.GetProperty("matmul_f32_gflops").GetDouble() * 1e9);
         tiny.GetProperty("mfu").GetDouble().ShouldBe(expected, expected * 1e-9);
+    }
+
+    [Fact]
+    public void Bench_Json_InBf16_MeasuresTheWeightCopiesBothWays()
+    {
+        var result = CliFixture.Run("bench", "--models", "demo-tiny", "--steps", "2", "--precision", "bf16", "--json");
+
+        result.ExitCode.ShouldBe(0, result.Error);
+        using var json = JsonDocument.Parse(result.Output);
+        var tiny = json.RootElement.GetProperty("demo-tiny");
+        json.RootElement.GetProperty("mfu_against").GetString().ShouldBe("matmul_bf16_gflops");
+        tiny.GetProperty("step_with_weight_copies_ms").GetDouble().ShouldBeGreaterThan(0);
+        tiny.GetProperty("step_with_weight_casts_ms").GetDouble().ShouldBeGreaterThan(0);
     }
 }

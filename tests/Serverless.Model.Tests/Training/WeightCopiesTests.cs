@@ -154,7 +154,7 @@ public sealed class WeightCopiesTests
         Same(v, expectedV).ShouldBeTrue();
         using var rounded = p.to(ScalarType.BFloat16);
         Same(copy, rounded).ShouldBeTrue("the copy is the updated weight rounded to nearest, ties to even, as libtorch casts");
-        FusedCpuUpdate.SumOfSquares(new FusedSlot(p, g, h, m, v, copy, true)).ShouldBe(sum.square().sum().item<float>(), sum.square().sum().item<float>() * 1e-5);
+        FusedCpuUpdate.SumOfSquares([new FusedSlot(p, g, h, m, v, copy, true)]).ShouldBe(sum.square().sum().item<float>(), sum.square().sum().item<float>() * 1e-5);
     }
 
     [Fact]
