@@ -42,6 +42,11 @@ internal sealed class EmbeddedPipeline : IPipelineParts
             [ChaosOptions.Variable] = chaos.FaultRate.ToString(System.Globalization.CultureInfo.InvariantCulture),
             [ChaosOptions.Variable + "_LATENCY_MS"] = ((int)chaos.Latency.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
+        if (Serverless.Model.NativeRuntime.TrainerMallocTunables is { } tunables)
+        {
+            trainerEnvironment["GLIBC_TUNABLES"] = tunables;   // malloc keeps freed memory from the trainer's start
+        }
+
         foreach (var (name, value) in trainerVariables ?? new Dictionary<string, string>())
         {
             trainerEnvironment[name] = value;

@@ -168,6 +168,10 @@ public sealed class SideRuns : IDisposable
         }
 
         start.Environment["OMP_NUM_THREADS"] = "1";
+        if (NativeRuntime.TrainerMallocTunables is { } tunables)
+        {
+            start.Environment["GLIBC_TUNABLES"] = tunables;   // malloc keeps freed memory from the process's start
+        }
         var process = new Process { StartInfo = start };
         var side = new SideRuns(process, directory, request.Runs, progress, checkpointWritten);
         process.OutputDataReceived += (_, e) => side.Received(e.Data);
