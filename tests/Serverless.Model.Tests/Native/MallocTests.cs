@@ -13,7 +13,7 @@ public sealed class MallocTests
 
     [Theory]
     [MemberData(nameof(Threads))]
-    public void AFreedLargeTensor_StaysResident_ForTheNextOne(string where)
+    public async Task AFreedLargeTensor_StaysResident_ForTheNextOne(string where)
     {
         _ = NativeRuntime.CpuHasBf16;   // loads Serverless.Model, whose initializer sets malloc up (as any model code would)
         (long Before, long AfterFree) Measure()
@@ -34,7 +34,7 @@ public sealed class MallocTests
         {
             "this thread" => Measure(),
             "a new thread" => OnNewThread(Measure),
-            _ => Task.Run(Measure).GetAwaiter().GetResult(),
+            _ => await Task.Run(Measure),
         };
 
         // Handed back to the kernel, the 40 MB would leave the resident set.
