@@ -31,22 +31,26 @@ public static partial class NativeRuntime
 
     /// <summary>
     /// Tells glibc's malloc, which libtorch allocates every tensor with, to keep freed memory for the next allocation
-    /// instead of handing it back to the kernel: one arena for all threads (so a training thread's large tensors come
-    /// from the one heap that can grow to any size), no <c>mmap</c> per large block (by default every block over 32 MB
-    /// is a fresh mapping, unmapped again when freed), and no trimming of the heap's free top. A training step frees
-    /// and allocates the same sizes every step (a GPT-2 124M step's logits, their softmax and gradients, the embedding's
-    /// gradient: about 0.5 GB), and a fresh mapping costs a page fault and the kernel zeroing every page, every step:
-    /// <c>perf</c> put the kernel's page clearing at 14 % of a 124M bf16 training run. The cost is that a process keeps
-    /// its peak memory until it exits. Set <c>TUNE_MALLOC=default</c> to leave malloc as it is; nothing is done where
-    /// the C library has no <c>mallopt</c> (musl) or on other systems.
-    /// Set at run time, this cannot move threads that already have an arena of their own to the main one: there, blocks
-    /// over 64 MB (a thread arena's heap) stay fresh mappings. A process started with <see cref="MallocTunables"/> in
-    /// its environment has the settings from its first allocation, so every thread uses the one arena: the trainers
-    /// this project starts (the embedded pipeline's, the side runs) are, and the trainer's container image sets them.
+    /// instead of handing it back to the kernel: no <c>mmap</c> per large block (by default a block over the mmap
+    /// threshold, which starts at 128 KiB and grows to at most 32 MiB, is a fresh mapping, unmapped again when freed),
+    /// no trimming of a heap's free top below 2 GiB, and one arena for threads that get theirs from now on. A training
+    /// step frees and allocates the same sizes every step (a GPT-2 124M step's logits, their softmax and gradients, the
+    /// embedding's gradient: about 0.5 GB), and a fresh mapping costs page faults and the kernel zeroing every page,
+    /// every step: <c>perf</c> put the kernel's page clearing at 14 % of a 124M bf16 training run. The costs: a process
+    /// keeps its peak memory until it exits, and holes in the heap are not given back either.
+    /// Set at run time this is partial: threads that already have an arena of their own keep it (glibc may also hand a
+    /// new thread another thread's arena), and a thread arena's heap holds at most 64 MB, so larger blocks there stay
+    /// fresh mappings and a wholly free extra heap is still unmapped. A process started with
+    /// <see cref="MallocTunables"/> in its environment has the settings from its first allocation, so every thread uses
+    /// the main arena: the trainers this project starts (the embedded pipeline's, the side runs) are started so, and the
+    /// trainer's container image sets them. Nothing is done with <c>TUNE_MALLOC=default</c>, when the process's own
+    /// <c>GLIBC_TUNABLES</c> already sets malloc tunables (yours win), where the C library has no <c>mallopt</c>
+    /// (musl), or on other systems.
     /// </summary>
     private static void KeepFreedMemory()
     {
-        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(MallocVariable) == "default")
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(MallocVariable) == "default"
+            || Environment.GetEnvironmentVariable("GLIBC_TUNABLES")?.Contains("glibc.malloc.", StringComparison.Ordinal) == true)
         {
             return;
         }

@@ -24,22 +24,24 @@ internal sealed class WeightCopies : IDisposable
     /// Makes the copies in <paramref name="dtype"/> and hands them to the model's projections and head. A weight that
     /// trains gets a trainable copy only when <paramref name="trainable"/> (one micro-batch a step: accumulating
     /// micro-batches' gradients in bfloat16 would round each sum, where the float32 weight's gradient does not); else it
-    /// keeps the cast per forward and gets no copy.
+    /// keeps the cast per forward and gets no copy. For a model that only runs forward (<paramref name="inference"/>: a
+    /// distillation teacher), every weight gets a copy without a gradient, whatever its <c>requires_grad</c> says.
     /// </summary>
-    public static WeightCopies Attach(Gpt2Model model, ScalarType dtype, bool trainable)
+    public static WeightCopies Attach(Gpt2Model model, ScalarType dtype, bool trainable, bool inference = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         var copies = new Dictionary<string, Tensor>();
         using var noGrad = no_grad();
         Tensor? CopyOf(string name, Tensor weight)
         {
-            if (weight.requires_grad && !trainable)
+            var learns = weight.requires_grad && !inference;
+            if (learns && !trainable)
             {
                 return null;
             }
 
             using var detached = weight.detach();
-            var copy = detached.to(dtype).requires_grad_(weight.requires_grad);
+            var copy = detached.to(dtype).requires_grad_(learns);
             copies[name] = copy;
             return copy;
         }

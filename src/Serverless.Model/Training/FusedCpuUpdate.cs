@@ -87,7 +87,7 @@ internal static unsafe class FusedCpuUpdate
                     (first, second) = (first + Vector.Load(at.G + i), second + Vector.Load(at.G + i + width));
                 }
 
-                // Squares in float32 (as libtorch's norm of a float32 tensor), summed in double.
+                // Squares in float32 (as libtorch's norm of a float32 tensor), two at a time, then summed in double.
                 Vector.Widen(first * first + second * second, out var a, out var b);
                 (low, high) = (low + a, high + b);
             }
@@ -123,12 +123,18 @@ internal static unsafe class FusedCpuUpdate
     /// <summary>The float32 value of a bfloat16: its 16 bits are the float's upper half.</summary>
     private static float Widen(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 
-    /// <summary>A float32 rounded to bfloat16 to nearest, ties to even, as libtorch's cast rounds (finite values; the loop stops before a step with a non-finite gradient).</summary>
+    /// <summary>
+    /// A float32 rounded to bfloat16 to nearest, ties to even, as libtorch's cast rounds; a NaN stays a NaN (the
+    /// rounding's carry would turn some into an infinity or a zero, and hide a divergence).
+    /// </summary>
     private static ushort Round(float value)
     {
         var bits = BitConverter.SingleToUInt32Bits(value);
-        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+        return float.IsNaN(value) ? QuietNaN : (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
+
+    /// <summary>bfloat16's quiet NaN, as libtorch writes it.</summary>
+    private const ushort QuietNaN = 0x7FC0;
 
     private static float Gradient(Addresses at, int i) =>
         (at.G is null ? 0f : at.G[i]) + (at.H is null ? 0f : Widen(at.H[i]));
@@ -190,7 +196,8 @@ internal static unsafe class FusedCpuUpdate
             {
                 var bits = Vector.AsVectorUInt32(value);
                 var odd = Vector.BitwiseAnd(Vector.ShiftRightLogical(bits, 16), Vector<uint>.One);
-                return Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFF) + odd, 16);
+                var rounded = Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFF) + odd, 16);
+                return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(value, value)), rounded, new Vector<uint>(QuietNaN));   // NaN ≠ NaN
             }
         }
 

@@ -91,7 +91,7 @@ public static class TrainingLoop
                 // Made after a resume has loaded the weights: from here on only the optimizer changes them, and it keeps the copies in step.
                 copies = WeightCopies.Attach(model, dtype, trainable: spec.GradAccumulation == 1);
                 optimizer.UseCopies(copies.ByName);
-                teacherCopies = options.Teacher is null ? null : WeightCopies.Attach(options.Teacher, dtype, trainable: false);
+                teacherCopies = options.Teacher is null ? null : WeightCopies.Attach(options.Teacher, dtype, trainable: false, inference: true);
             }
 
             var clock = Stopwatch.StartNew();

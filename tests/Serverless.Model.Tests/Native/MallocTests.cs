@@ -7,6 +7,7 @@ namespace Serverless.Model.Tests.Native;
 /// again reuses the same pages instead of a fresh mapping (a page fault and a zeroed page each), on the thread a
 /// training run happens to use.
 /// </summary>
+[Collection("RunsAlone")]   // the resident set is process-wide: other tests' allocations and frees would count
 public sealed class MallocTests
 {
     public static TheoryData<string> Threads => ["this thread", "a new thread", "the thread pool"];

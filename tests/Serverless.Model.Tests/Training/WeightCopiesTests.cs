@@ -82,6 +82,32 @@ public sealed class WeightCopiesTests
     }
 
     [Fact]
+    public void Distillation_TheTeacherMultipliesWithCopies_AndTrainsTheStudentAsTheCastDoes()
+    {
+        var spec = TrainingFixtures.QuickSpec with { Precision = "bf16", Strategy = Strategies.Distill, GradClip = 0, Steps = 6, CheckpointEvery = 1_000 };
+        List<double> Run(bool copies)
+        {
+            using var teacher = new Gpt2Model(TrainingFixtures.Config, seed: 17);   // as loaded: requires_grad still on
+            using var student = new Gpt2Model(TrainingFixtures.Config, seed: 13);
+            var teacherCopied = 0;
+            var result = TrainingLoop.Train(student, StrategySetup.Apply(student, spec), spec, Train, Validation, new TrainingOptions
+            {
+                Teacher = teacher,
+                WeightCopies = copies,
+                Progress = _ =>
+                {
+                    var all = teacher.Projections().All(p => p.Projection.WeightCopy is { requires_grad: false }) && teacher.HeadWeightCopy is { requires_grad: false };
+                    teacherCopied += all ? 1 : 0;
+                },
+            });
+            teacherCopied.ShouldBe(copies ? spec.Steps : 0, "the teacher runs forward with gradient-free copies");
+            return result.TrainLoss.Select(p => p.Loss).ToList();
+        }
+
+        Run(copies: true).ShouldBe(Run(copies: false));
+    }
+
+    [Fact]
     public void WithGradientAccumulation_TrainableWeightsAreCastEveryForward()
     {
         // Summing micro-batches' gradients in bfloat16 would round each sum: a weight that trains gets no copy then.
@@ -158,20 +184,38 @@ public sealed class WeightCopiesTests
     }
 
     [Fact]
-    public void Rounding_TiesGoToEven_AsLibtorchCasts()
+    public void Rounding_TiesGoToEven_AsLibtorchCasts_AndANaNStaysANaN()
     {
-        // Values halfway between two bfloat16s (low 16 bits 0x8000), below and above halfway, and either parity.
-        uint[] bits = [0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0xBF818000, 0x00008000, 0x7F7F8000];
-        var values = bits.Select(BitConverter.UInt32BitsToSingle).ToArray();
-        using var p = tensor(values);
-        using var zero = zeros(values.Length);
-        using var m = zeros(values.Length);
-        using var v = zeros(values.Length);
-        using var copy = zeros(values.Length, dtype: ScalarType.BFloat16);
-        // A step with a zero gradient, no decay and learning rate 0 leaves the weight as it is and only writes the copy.
-        FusedCpuUpdate.Run([new FusedSlot(p, zero, null, m, v, copy, false)], new Update(0.9, 0.95, 1e-8, 0, 0, 1, 0.1, 0.1));
-        using var expected = p.to(ScalarType.BFloat16);
-        Same(copy, expected).ShouldBeTrue();
+        // Values halfway between two bfloat16s (low 16 bits 0x8000), below and above halfway, either parity, the largest
+        // finite float and infinities; repeated so both the vector loop and the scalar tail see them.
+        uint[] bits = [0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0xBF818000, 0x00008000, 0x7F7F8000, 0x7F7FFFFF, 0x7F800000, 0xFF800000];
+        var values = Enumerable.Repeat(bits, 7).SelectMany(b => b).Select(BitConverter.UInt32BitsToSingle).ToArray();
+        uint[] nanBits = [0x7FFF8000, 0x7FFFFFFF, 0x7F800001, 0xFFFF8000, 0x7FC00000];
+        var nans = nanBits.Select(BitConverter.UInt32BitsToSingle).ToArray();
+        Check(values, nan: false);
+        Check(Enumerable.Repeat(nans, 14).SelectMany(n => n).ToArray(), nan: true);
+
+        static void Check(float[] values, bool nan)
+        {
+            using var p = tensor(values);
+            using var zero = zeros(values.Length);
+            using var m = zeros(values.Length);
+            using var v = zeros(values.Length);
+            using var copy = zeros(values.Length, dtype: ScalarType.BFloat16);
+            // A step with a zero gradient, no decay and learning rate 0 leaves the weight as it is and only writes the copy.
+            FusedCpuUpdate.Run([new FusedSlot(p, zero, null, m, v, copy, false)], new Update(0.9, 0.95, 1e-8, 0, 0, 1, 0.1, 0.1));
+            using var expected = p.to(ScalarType.BFloat16);
+            if (nan)
+            {
+                using var isNan = copy.isnan();
+                using var all = isNan.all();
+                all.item<bool>().ShouldBeTrue("a NaN weight's copy is a NaN, not an infinity or a zero");
+            }
+            else
+            {
+                Same(copy, expected).ShouldBeTrue();
+            }
+        }
     }
 
     private static ((List<double> Losses, Dictionary<string, Tensor> Weights) Result, int CopiesSeen) Run(TrainingSpec spec, bool copies)
