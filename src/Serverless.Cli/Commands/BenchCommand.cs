@@ -316,7 +316,6 @@ internal static class BenchCommand
             }
         }
 
-        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
         return (Median(zeroed), Median(released), Median(zeroing));
     }
 
@@ -366,7 +365,6 @@ internal static class BenchCommand
             copies?.Dispose();
         }
 
-        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
         return (Median(withCopies), Median(withCasts));
     }
 
@@ -414,6 +412,8 @@ internal static class BenchCommand
         var flops = 3 * 2.0 * tokens * shapes.Sum(s => s.Item1 * s.Item2);
         return (forward, backward, flops / ((forward + backward) / 1e3) / 1e9);
     }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
     /// <summary>Tokens/s of an inference forward pass (float32, no gradients) over a batch of random ids.</summary>
     private static double Forward(Gpt2Config config, int batch, int block)

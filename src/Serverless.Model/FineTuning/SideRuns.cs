@@ -74,8 +74,7 @@ public sealed record SideRunsRequest(string Prepared, string Output, string Spec
 /// of its last checkpoint is what a retry resumes from. The side process's progress and checkpoints reach the
 /// callbacks given to <see cref="Start"/> on another thread (<see cref="FineTuneJob"/> passes callbacks that take the
 /// lock its own calls take, so a host's callbacks are never called concurrently), interleaved with this process's
-/// phases; they arrive on
-/// another thread, interleaved with this process's phases. The fused AdamW update (<c>FusedCpuUpdate</c>) still
+/// phases. The fused AdamW update (<c>FusedCpuUpdate</c>) still
 /// uses every core for its few milliseconds a step.
 /// </remarks>
 public sealed class SideRuns : IDisposable

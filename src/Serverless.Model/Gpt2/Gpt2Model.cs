@@ -105,7 +105,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
         {
             using var normed = _lnF.forward(x);
             return ComputeType is { } dtype
-                ? Projection.MixedLinear(normed, HeadWeightCopy?.dtype == dtype ? HeadWeightCopy : _wte.weight!, null, dtype)
+                ? Projection.MixedLinear(normed, _wte.weight!, HeadWeightCopy, null, dtype)
                 : nn.functional.linear(normed, _wte.weight!);                                   // (B, T, vocab)
         }
     }

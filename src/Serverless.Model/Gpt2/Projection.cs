@@ -47,7 +47,7 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var y = ComputeType is { } dtype
-            ? MixedLinear(x, WeightCopy?.dtype == dtype ? WeightCopy : _weight, _bias, dtype)
+            ? MixedLinear(x, _weight, WeightCopy, _bias, dtype)
             : nn.functional.linear(x, _weight, _bias);                                   // (B, T, out)
         if (_loraA is null)
         {
@@ -66,12 +66,13 @@ internal sealed class Projection : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// x·Wᵀ + b computed in <paramref name="dtype"/>, returned in x's dtype; gradients flow back to each operand in its
-    /// own dtype (a weight already in <paramref name="dtype"/> is used as it is, and gets its gradient in that dtype).
+    /// own dtype. The weight's <paramref name="copy"/> in <paramref name="dtype"/>, when there is one (see
+    /// <see cref="WeightCopies"/>), is used as it is and gets the weight's gradient in that dtype; else the weight is cast.
     /// </summary>
-    internal static Tensor MixedLinear(Tensor x, Tensor weight, Tensor? bias, ScalarType dtype)
+    internal static Tensor MixedLinear(Tensor x, Tensor weight, Tensor? copy, Tensor? bias, ScalarType dtype)
     {
         using var xl = x.to(dtype);
-        using var wl = weight.dtype == dtype ? weight.alias() : weight.to(dtype);
+        using var wl = copy?.dtype == dtype ? copy.alias() : weight.to(dtype);
         using var bl = bias?.to(dtype);
         using var y = nn.functional.linear(xl, wl, bl);
         return y.to(x.dtype);

@@ -38,13 +38,8 @@ internal static unsafe class FusedCpuUpdate
 
     public static void Run(IReadOnlyList<FusedSlot> slots, Update update)
     {
-        var pointers = slots.Select(s => new Pointers(s)).ToArray();
-        var chunks = Chunks(pointers);
-        Parallel.For(0, chunks.Count, c =>
-        {
-            var (index, start, count) = chunks[c];
-            Apply(pointers[index].From(start), count, update, pointers[index].Decay);
-        });
+        var chunks = Chunks(slots);
+        Parallel.For(0, chunks.Count, c => Apply(chunks[c].At, chunks[c].Count, update, chunks[c].Decay));
     }
 
     /// <summary>
@@ -53,14 +48,9 @@ internal static unsafe class FusedCpuUpdate
     /// </summary>
     public static double SumOfSquares(IReadOnlyList<FusedSlot> slots)
     {
-        var pointers = slots.Select(s => new Pointers(s)).ToArray();
-        var chunks = Chunks(pointers);
-        var sums = new double[chunks.Count];
-        Parallel.For(0, chunks.Count, c =>
-        {
-            var (index, start, count) = chunks[c];
-            sums[c] = SumOfSquares(pointers[index].From(start), count);
-        });
+        var chunks = Chunks(slots);
+        var sums = new double[chunks.Count];   // one per chunk, summed in order: the same norm every run
+        Parallel.For(0, chunks.Count, c => sums[c] = SumOfSquares(chunks[c].At, chunks[c].Count));
         return sums.Sum();
     }
 
@@ -75,17 +65,7 @@ internal static unsafe class FusedCpuUpdate
             var (low, high) = (Vector<double>.Zero, Vector<double>.Zero);
             for (; i <= count - 2 * width; i += 2 * width)
             {
-                var (first, second) = (Vector<float>.Zero, Vector<float>.Zero);
-                if (at.H is not null)
-                {
-                    Vector.Widen(Vector.Load(at.H + i), out var lowBits, out var highBits);
-                    (first, second) = (Vector.AsVectorSingle(Vector.ShiftLeft(lowBits, 16)), Vector.AsVectorSingle(Vector.ShiftLeft(highBits, 16)));
-                }
-
-                if (at.G is not null)
-                {
-                    (first, second) = (first + Vector.Load(at.G + i), second + Vector.Load(at.G + i + width));
-                }
+                var (first, second) = Gradients(at, i, width);
 
                 // Squares in float32 (as libtorch's norm of a float32 tensor), two at a time, then summed in double.
                 Vector.Widen(first * first + second * second, out var a, out var b);
@@ -104,18 +84,37 @@ internal static unsafe class FusedCpuUpdate
         return sum;
     }
 
-    private static List<(int Slot, long Start, int Count)> Chunks(Pointers[] pointers)
+    /// <summary>The slots cut into chunks of at most <see cref="Chunk"/> elements, each with its first element's addresses.</summary>
+    private static List<(Addresses At, int Count, bool Decay)> Chunks(IReadOnlyList<FusedSlot> slots)
     {
-        var chunks = new List<(int, long, int)>();
-        for (var i = 0; i < pointers.Length; i++)
+        var chunks = new List<(Addresses, int, bool)>();
+        foreach (var slot in slots)
         {
-            for (var start = 0L; start < pointers[i].Length; start += Chunk)
+            var pointers = new Pointers(slot);
+            for (var start = 0L; start < pointers.Length; start += Chunk)
             {
-                chunks.Add((i, start, (int)Math.Min(Chunk, pointers[i].Length - start)));
+                chunks.Add((pointers.From(start), (int)Math.Min(Chunk, pointers.Length - start), slot.Decay));
             }
         }
 
         return chunks;
+    }
+
+    /// <summary>
+    /// The gradient of elements i … i + 2·width − 1 as two float vectors: the bfloat16 part widened (one vector of its
+    /// bits holds as many elements as two of floats) plus the float32 part.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector<float> Low, Vector<float> High) Gradients(Addresses at, int i, int width)
+    {
+        var (low, high) = (Vector<float>.Zero, Vector<float>.Zero);
+        if (at.H is not null)
+        {
+            Vector.Widen(Vector.Load(at.H + i), out var lowBits, out var highBits);
+            (low, high) = (Vector.AsVectorSingle(Vector.ShiftLeft(lowBits, 16)), Vector.AsVectorSingle(Vector.ShiftLeft(highBits, 16)));
+        }
+
+        return at.G is null ? (low, high) : (low + Vector.Load(at.G + i), high + Vector.Load(at.G + i + width));
     }
 
     private static nint Address(Tensor? tensor) => tensor is null ? 0 : (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
@@ -149,8 +148,8 @@ internal static unsafe class FusedCpuUpdate
         var inverseCorrection2 = (float)(1 / u.Correction2);
         var epsilon = (float)u.Epsilon;
         var scale = (float)u.GradScale;
-        float* p = at.P, g = at.G, m = at.M, v = at.V;
-        ushort* h = at.H, copy = at.Copy;
+        float* p = at.P, m = at.M, v = at.V;
+        var copy = at.Copy;
         var i = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -160,18 +159,7 @@ internal static unsafe class FusedCpuUpdate
             var (vkeep, vstep, vinv, veps, vscale) = (new Vector<float>(keep), new Vector<float>(stepSize), new Vector<float>(inverseCorrection2), new Vector<float>(epsilon), new Vector<float>(scale));
             for (; i <= count - 2 * width; i += 2 * width)
             {
-                var (low, high) = (Vector<float>.Zero, Vector<float>.Zero);
-                if (h is not null)
-                {
-                    Vector.Widen(Vector.Load(h + i), out var lowBits, out var highBits);
-                    (low, high) = (Vector.AsVectorSingle(Vector.ShiftLeft(lowBits, 16)), Vector.AsVectorSingle(Vector.ShiftLeft(highBits, 16)));
-                }
-
-                if (g is not null)
-                {
-                    (low, high) = (low + Vector.Load(g + i), high + Vector.Load(g + i + width));
-                }
-
+                var (low, high) = Gradients(at, i, width);
                 var first = Step(p + i, m + i, v + i, low * vscale);
                 var second = Step(p + i + width, m + i + width, v + i + width, high * vscale);
                 if (copy is not null)
@@ -221,8 +209,6 @@ internal static unsafe class FusedCpuUpdate
         private readonly nint _m = Address(slot.M), _v = Address(slot.V), _copy = Address(slot.Copy);
 
         public long Length { get; } = slot.Parameter.numel();
-
-        public bool Decay { get; } = slot.Decay;
 
         public Addresses From(long start) => new(
             (float*)_p + start, _g == 0 ? null : (float*)_g + start, _h == 0 ? null : (ushort*)_h + start,
